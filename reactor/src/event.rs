@@ -208,14 +208,17 @@ impl Kevent {
     }
 
     /// The change that fires user event `ident`: `EVFILT_USER` with `NOTE_TRIGGER`.
-    pub fn trigger(ident: usize) -> Kevent {
+    ///
+    /// As in kqueue(2), every change to an existing knote also replaces its `udata`, so pass the
+    /// value the knote was registered with.
+    pub fn trigger(ident: usize, udata: usize) -> Kevent {
         Kevent::new(
             ident,
             Filter::USER,
             Flags::empty(),
             crate::note::TRIGGER,
             0,
-            0,
+            udata,
         )
     }
 

@@ -1,31 +1,434 @@
-//! The epoll shim (scaffold: being written).
+//! The epoll shim: kqueue's semantics on Linux.
+//!
+//! One kqueue is one epoll instance plus user-space knotes:
+//!
+//! ```text
+//!   epfd (the kqueue's fd) ── user fds ......... EPOLLET, one registration per fd
+//!        │                 ── inner epoll ....... WRITE of fds whose READ/WRITE modes differ
+//!        │                 ── timerfd ........... armed at the earliest timer deadline
+//!        │                 ── wake eventfd ...... readable iff the ready queue is non-empty
+//!        │                 ── signal eventfd .... shared, written by the counting handler
+//!        └──────────────── ── pidfds ............ one per PROC knote (EPOLLONESHOT)
+//!   State (one mutex): knotes (slab), fd table (Vec by fd), ident map for the rest,
+//!   ready queue (FIFO of knote refs), timer heap.
+//! ```
+//!
+//! kqueue's model carries over directly: sources *activate* knotes, which go on a FIFO ready
+//! queue (at most once each); `kevent` pops from it, re-checks, and delivers. Level-triggered
+//! behaviour is done in user space — a delivered level knote goes back on the queue marked
+//! *stale*, and one `poll(2)` over all stale knotes re-checks them at the next collect — so the
+//! kernel registration can always be edge-triggered. That keeps one registration per fd, READ
+//! and WRITE modes independent, and a registration that outlived its fd number (a closed fd
+//! whose file is still open through a dup) firing at most once per edge instead of forever.
+//!
+//! Each registration's epoll token carries the fd and a generation; a report whose generation
+//! is not the fd's current one belongs to an earlier file and is dropped.
+
 mod abi;
+mod changes;
+mod collect;
+mod fdinfo;
+mod knote;
+mod os;
+mod signals;
+mod timers;
+
 pub(crate) use abi::*;
 
+use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::fd::RawFd;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use slab::Slab;
+
+use self::fdinfo::{FdClass, FileId};
+use self::knote::Knote;
+use self::timers::TimerHeap;
 use super::Options;
 use crate::Kevent;
 
+/// How many epoll events one wait harvests at most (on the stack).
+const HARVEST: usize = 256;
+
+/// Token kinds, in the top two bits of an epoll token.
+const TOKEN_KIND_SHIFT: u32 = 62;
+const TOKEN_FD: u64 = 0;
+const TOKEN_INTERNAL: u64 = 1;
+const TOKEN_PROC: u64 = 2;
+/// Marks a registration in the inner epoll (the WRITE side of a split fd).
+const TOKEN_INNER_BIT: u64 = 1 << 61;
+const GEN_MASK: u32 = (1 << 29) - 1;
+
+const INTERNAL_WAKE: u64 = 0;
+const INTERNAL_TIMER: u64 = 1;
+const INTERNAL_SIGNAL: u64 = 2;
+const INTERNAL_INNER: u64 = 3;
+
+fn fd_token(fd: RawFd, gen: u32) -> u64 {
+    (TOKEN_FD << TOKEN_KIND_SHIFT) | (u64::from(gen & GEN_MASK) << 32) | u64::from(fd as u32)
+}
+
+fn internal_token(id: u64) -> u64 {
+    (TOKEN_INTERNAL << TOKEN_KIND_SHIFT) | id
+}
+
+fn proc_token(idx: usize, gen: u32) -> u64 {
+    (TOKEN_PROC << TOKEN_KIND_SHIFT)
+        | (u64::from(gen & GEN_MASK) << 32)
+        | (idx as u64 & 0xffff_ffff)
+}
+
+/// The interest of a main registration: both directions, edge-triggered.
+const MAIN_INTEREST: u32 =
+    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+/// The main registration of a split fd: READ only.
+const READ_INTEREST: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+/// The inner registration of a split fd: WRITE only.
+const WRITE_INTEREST: u32 = (libc::EPOLLOUT | libc::EPOLLET) as u32;
+
+/// What the shim knows about one fd number.
+#[derive(Clone, Copy)]
+struct FdEntry {
+    read: Option<usize>,
+    write: Option<usize>,
+    /// Generation of the current epoll registration; 0 when not registered.
+    gen: u32,
+    /// READ and WRITE have different modes: WRITE is watched through the inner epoll.
+    split: bool,
+    /// The registered file's identity (exact mode), checked on delivery.
+    id: Option<FileId>,
+    class: FdClass,
+}
+
+impl FdEntry {
+    const EMPTY: FdEntry = FdEntry {
+        read: None,
+        write: None,
+        gen: 0,
+        split: false,
+        id: None,
+        class: FdClass::Unknown,
+    };
+
+    fn slot(&mut self, filter: i32) -> &mut Option<usize> {
+        if filter == EVFILT_READ {
+            &mut self.read
+        } else {
+            &mut self.write
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.read.is_none() && self.write.is_none()
+    }
+}
+
+/// A ready-queue entry: knote index and generation.
+type KnoteRef = (usize, u32);
+
+/// Everything behind the kqueue's one lock.
+struct State {
+    knotes: Slab<Knote>,
+    fds: Vec<FdEntry>,
+    /// Non-fd knotes by `(filter, ident)`; fd knotes are found through `fds`.
+    idents: HashMap<(i32, usize), usize>,
+    ready: VecDeque<KnoteRef>,
+    timers: TimerHeap,
+    /// The deadline the timerfd is armed for.
+    armed: Option<u64>,
+    /// SIGNAL knotes, checked when the shared signal eventfd fires.
+    signal_knotes: Vec<usize>,
+    signal_fd_registered: bool,
+    /// Knotes on files epoll refuses (regular files, directories), evaluated at each collect.
+    regular: Vec<usize>,
+    /// The inner epoll for split fds, created on first need.
+    inner: Option<OwnedFd>,
+    /// The wake eventfd is signalled (mirrors `!ready.is_empty()` between calls).
+    woken: bool,
+    next_gen: u32,
+    /// The fd the current change list already verified as registered (one `epoll_ctl` for a
+    /// READ+WRITE pair).
+    verified: Option<RawFd>,
+    /// Scratch for `recheck_stale`: the pollfds and the knotes they stand for.
+    pollfds: Vec<libc::pollfd>,
+    rechecks: Vec<KnoteRef>,
+    /// The timerfd fired: it stays readable until re-armed, so `sync` must re-arm it.
+    timer_fired: bool,
+}
+
+/// The kqueue of the Linux backend.
 pub(crate) struct Selector {
-    epfd: RawFd,
+    epfd: OwnedFd,
+    wake: OwnedFd,
+    timerfd: OwnedFd,
+    exact: bool,
+    state: Mutex<State>,
 }
 
 impl Selector {
-    pub(crate) fn new(_options: &Options) -> io::Result<Selector> {
-        Ok(Selector { epfd: -1 })
+    pub(crate) fn new(options: &Options) -> io::Result<Selector> {
+        let epfd = os::epoll_create()?;
+        let wake = os::eventfd()?;
+        let timerfd = os::timerfd()?;
+        // Level-triggered: both stay readable for as long as their condition holds, which is
+        // what makes the kqueue's own fd readable when an event is pending.
+        let level_in = libc::EPOLLIN as u32;
+        os::epoll_ctl(
+            epfd.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            wake.as_raw_fd(),
+            level_in,
+            internal_token(INTERNAL_WAKE),
+        )?;
+        os::epoll_ctl(
+            epfd.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            timerfd.as_raw_fd(),
+            level_in,
+            internal_token(INTERNAL_TIMER),
+        )?;
+        Ok(Selector {
+            epfd,
+            wake,
+            timerfd,
+            exact: options.exact_data,
+            state: Mutex::new(State {
+                knotes: Slab::new(),
+                fds: Vec::new(),
+                idents: HashMap::new(),
+                ready: VecDeque::new(),
+                timers: TimerHeap::default(),
+                armed: None,
+                signal_knotes: Vec::new(),
+                signal_fd_registered: false,
+                regular: Vec::new(),
+                inner: None,
+                woken: false,
+                next_gen: 0,
+                verified: None,
+                pollfds: Vec::new(),
+                rechecks: Vec::new(),
+                timer_fired: false,
+            }),
+        })
     }
+
+    pub(crate) fn as_raw_fd(&self) -> RawFd {
+        self.epfd.as_raw_fd()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is kept consistent at every point a panic could unwind from, so a poisoned
+        // lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn kevent(
         &self,
-        _changes: &[Kevent],
-        _events: &mut [Kevent],
-        _timeout: Option<Duration>,
+        changes: &[Kevent],
+        events: &mut [Kevent],
+        timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        Err(io::ErrorKind::Unsupported.into())
+        let mut state = self.lock();
+        let mut n = 0;
+        let mut receipts = false;
+        state.verified = None;
+        for change in changes {
+            let change = change.0;
+            let result = state.apply(self, &change);
+            let wants_entry = result.is_err() || change.flags() & EV_RECEIPT != 0;
+            if !wants_entry {
+                continue;
+            }
+            let errno = result.err().unwrap_or(0);
+            if n == events.len() {
+                // No room to report it: the call fails with this errno (a receipt for a
+                // successful change has nothing to fail with) and the rest is not applied.
+                self.sync(&mut state);
+                if errno != 0 {
+                    return Err(io::Error::from_raw_os_error(errno));
+                }
+                return Ok(n);
+            }
+            // FreeBSD writes the change back with flags = EV_ERROR exactly.
+            let mut entry = change;
+            entry.set_flags(EV_ERROR);
+            entry.set_data(i64::from(errno));
+            events[n] = Kevent(entry);
+            n += 1;
+            receipts = true;
+        }
+        state.verified = None;
+        if receipts || events.is_empty() {
+            // kqueue returns error and receipt entries at once, without collecting events.
+            self.sync(&mut state);
+            return Ok(n);
+        }
+        self.collect(state, events, timeout)
     }
-    pub(crate) fn as_raw_fd(&self) -> RawFd {
-        self.epfd
+
+    /// Waits for and delivers events; the lock is released while blocked in epoll.
+    fn collect<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        events: &mut [Kevent],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let deadline = timeout
+            .map(|t| os::now_ns().saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)));
+        let mut buf = [MaybeUninit::<libc::epoll_event>::uninit(); HARVEST];
+        let max = events.len().clamp(1, HARVEST);
+        // Harvest without blocking first only when something is queued already (its delivery
+        // must not wait); otherwise the one epoll_wait below is the only system call.
+        let mut looked = false;
+        if !state.ready.is_empty() {
+            if let Ok(got) =
+                os::epoll_wait(self.epfd.as_raw_fd(), &mut buf[..max], Some(Duration::ZERO))
+            {
+                self.process_reports(&mut state, &buf[..got]);
+            }
+            looked = true;
+        }
+        loop {
+            let n = self.scan(&mut state, events);
+            if n > 0 {
+                self.sync(&mut state);
+                return Ok(n);
+            }
+            let remaining = match deadline {
+                None => None,
+                Some(d) => {
+                    let now = os::now_ns();
+                    if looked && now >= d {
+                        self.sync(&mut state);
+                        return Ok(0);
+                    }
+                    Some(Duration::from_nanos(d.saturating_sub(now)))
+                }
+            };
+            self.sync(&mut state);
+            drop(state);
+            let got = os::epoll_wait(self.epfd.as_raw_fd(), &mut buf[..max], remaining);
+            state = self.lock();
+            looked = true;
+            match got {
+                Ok(got) => self.process_reports(&mut state, &buf[..got]),
+                Err(e) => {
+                    self.sync(&mut state);
+                    return Err(e);
+                }
+            }
+        }
     }
+
+    /// Brings the kernel side in line with the state before the lock is released: the wake
+    /// eventfd readable iff events are queued, the timerfd armed at the earliest deadline.
+    fn sync(&self, state: &mut State) {
+        let pending = !state.ready.is_empty();
+        if pending != state.woken {
+            if pending {
+                os::eventfd_signal(self.wake.as_raw_fd());
+            } else {
+                os::eventfd_drain(self.wake.as_raw_fd());
+            }
+            state.woken = pending;
+        }
+        let earliest = state.earliest_timer();
+        if earliest != state.armed || state.timer_fired {
+            state.timer_fired = false;
+            // Arming cannot fail for a valid absolute time; should it, the next collect still
+            // expires due timers when it runs, so nothing is lost but promptness.
+            if os::timerfd_arm(&self.timerfd, earliest).is_ok() {
+                state.armed = earliest;
+            }
+        }
+    }
+}
+
+impl State {
+    fn next_gen(&mut self) -> u32 {
+        self.next_gen = (self.next_gen + 1) & GEN_MASK;
+        if self.next_gen == 0 {
+            self.next_gen = 1;
+        }
+        self.next_gen
+    }
+
+    fn fd_entry(&mut self, fd: RawFd) -> &mut FdEntry {
+        let i = fd as usize;
+        if i >= self.fds.len() {
+            self.fds.resize(i + 1, FdEntry::EMPTY);
+        }
+        &mut self.fds[i]
+    }
+
+    /// Marks knote `idx` as fired and queues it unless it is disabled or already queued.
+    fn activate(&mut self, idx: usize) {
+        let kn = &mut self.knotes[idx];
+        kn.active = true;
+        if !kn.disabled && !kn.queued {
+            kn.queued = true;
+            self.ready.push_back((idx, kn.gen));
+        }
+    }
+
+    /// Queues an fd knote for a readiness re-check at the next collect.
+    fn recheck_later(&mut self, idx: usize) {
+        self.knotes[idx].stale = true;
+        self.activate(idx);
+    }
+
+    fn earliest_timer(&mut self) -> Option<u64> {
+        let knotes = &self.knotes;
+        self.timers
+            .earliest(|seq, idx| timer_is_current(knotes, seq, idx))
+    }
+
+    /// Removes a knote and everything that points at it (queue entries die by generation).
+    fn remove_knote(&mut self, idx: usize) {
+        let kn = self.knotes.remove(idx);
+        match kn.kind {
+            knote::Kind::Fd => {
+                let fd = kn.ident as RawFd;
+                let entry = self.fd_entry(fd);
+                *entry.slot(kn.filter) = None;
+                if entry.class == FdClass::Regular {
+                    self.regular.retain(|&i| i != idx);
+                }
+            }
+            knote::Kind::Timer { seq, .. } => {
+                self.idents.remove(&(kn.filter, kn.ident));
+                if seq != 0 {
+                    let knotes = &self.knotes;
+                    self.timers
+                        .cancelled(|seq, idx| timer_is_current(knotes, seq, idx));
+                }
+            }
+            knote::Kind::Signal { .. } => {
+                self.idents.remove(&(kn.filter, kn.ident));
+                self.signal_knotes.retain(|&i| i != idx);
+            }
+            // Closing the pidfd (dropping `kn`) also removes it from the epoll set.
+            knote::Kind::User { .. } | knote::Kind::Proc { .. } => {
+                self.idents.remove(&(kn.filter, kn.ident));
+            }
+        }
+    }
+
+    /// Forgets every knote of `fd`: its file was closed (kqueue drops knotes on close).
+    fn drop_fd(&mut self, fd: RawFd) {
+        let entry = *self.fd_entry(fd);
+        for idx in [entry.read, entry.write].into_iter().flatten() {
+            self.remove_knote(idx);
+        }
+        *self.fd_entry(fd) = FdEntry::EMPTY;
+    }
+}
+
+/// Whether heap entry `(seq, idx)` is the live arming of a timer knote.
+fn timer_is_current(knotes: &Slab<Knote>, seq: u64, idx: usize) -> bool {
+    matches!(knotes.get(idx), Some(Knote { kind: knote::Kind::Timer { seq: s, .. }, .. }) if *s == seq)
 }

@@ -1,0 +1,84 @@
+//! The shim's knote: what kqueue keeps per `(ident, filter)`, in user space.
+
+use std::os::fd::OwnedFd;
+
+use super::abi::{EV_CLEAR, EV_DISPATCH, EV_ONESHOT, EV_RECEIPT};
+
+/// The flags a knote keeps from its creating change and returns in its events.
+pub(super) const KEPT_FLAGS: u16 = EV_ONESHOT | EV_CLEAR | EV_DISPATCH | EV_RECEIPT;
+
+/// A registered knote.
+pub(super) struct Knote {
+    pub(super) ident: usize,
+    pub(super) filter: i32,
+    /// `KEPT_FLAGS` as registered (plus `EV_CLEAR` where the filter implies it).
+    pub(super) flags: u16,
+    pub(super) udata: usize,
+    /// Distinguishes this knote from earlier ones in the same slab slot: ready-queue entries and
+    /// epoll tokens carry it, so nothing aimed at a deleted knote reaches its successor.
+    pub(super) gen: u32,
+    /// On the ready queue (at most one live entry).
+    pub(super) queued: bool,
+    /// `EV_DISABLE`d: not reported until `EV_ENABLE`.
+    pub(super) disabled: bool,
+    /// The condition fired since the last delivery (kept while disabled, for `EV_ENABLE`).
+    pub(super) active: bool,
+    /// An fd knote whose readiness must be re-checked (`poll`) before it is delivered: a level
+    /// knote requeued after delivery, or one a change asked to re-evaluate.
+    pub(super) stale: bool,
+    /// Filter input: `fflags` and `data` of the registering change.
+    pub(super) sfflags: u32,
+    pub(super) sdata: i64,
+    /// Pending output: expirations, signal deliveries, the exit status.
+    pub(super) data: i64,
+    /// The condition is final (peer closed, process exited).
+    pub(super) eof: bool,
+    pub(super) kind: Kind,
+}
+
+/// Filter-specific state.
+pub(super) enum Kind {
+    /// READ or WRITE on fd `ident`.
+    Fd,
+    /// A timer: `period_ns` 0 fires once; `seq` is the live heap entry (0 when none).
+    Timer { period_ns: u64, seq: u64 },
+    /// A user event.
+    User { triggered: bool },
+    /// A signal: the process-wide count already reported.
+    Signal { seen: u64 },
+    /// A process, watched through its pidfd.
+    Proc { pidfd: OwnedFd, exited: bool },
+}
+
+impl Knote {
+    pub(super) fn new(
+        ident: usize,
+        filter: i32,
+        flags: u16,
+        udata: usize,
+        gen: u32,
+        kind: Kind,
+    ) -> Knote {
+        Knote {
+            ident,
+            filter,
+            flags: flags & KEPT_FLAGS,
+            udata,
+            gen,
+            queued: false,
+            disabled: false,
+            active: false,
+            stale: false,
+            sfflags: 0,
+            sdata: 0,
+            data: 0,
+            eof: false,
+            kind,
+        }
+    }
+
+    /// Edge-triggered: `EV_CLEAR`.
+    pub(super) fn is_clear(&self) -> bool {
+        self.flags & EV_CLEAR != 0
+    }
+}
