@@ -1,5 +1,75 @@
-//! knote-reactor: kqueue(2)'s change-list / event-list model.
-//! (Design picture and the shim's difference table: see below; filled in with the backends.)
+//! knote-reactor: kqueue(2)'s change-list / event-list model, on every platform.
+//!
+//! # Design
+//!
+//! ```text
+//!   changes ──▶ Kqueue::kevent(changes, events, timeout) ──▶ events
+//!                 │  apply each change in order (errors and receipts become EV_ERROR entries)
+//!                 │  then collect triggered knotes, waiting up to `timeout`
+//!                 ▼
+//!           sys::Selector ── kqueue.rs: FreeBSD, macOS, NetBSD, OpenBSD, DragonFly
+//!                         │   the slices go to kevent(2) as they are (`Kevent` *is* the
+//!                         │   platform's `struct kevent`); results normalised to FreeBSD's
+//!                         └─ epoll/: Linux, Android — a shim that keeps kqueue's knotes and
+//!                             ready queue in user space over epoll, eventfd, timerfd, pidfd
+//!                             and a counting signal handler
+//! ```
+//!
+//! A knote is identified by `(ident, filter)`; `udata` is an opaque word handed back untouched
+//! (Dillon's proposal: the kernel returns the user's pointer, so the user's record can carry
+//! its own dispatch). [`ChangeList`] queues changes to ride along with the next wait, so
+//! registering costs no system call of its own on native kqueue. [`Kqueue`] is `Send + Sync`,
+//! and its fd is readable whenever `kevent` would return an event, so a host loop can poll it.
+//!
+//! The reference is FreeBSD: see `shared/kqueue-semantics.md` and kqueue(2). The filters are
+//! [`Filter::READ`], `WRITE`, `TIMER`, `USER`, `SIGNAL`, `PROC` (and `VNODE` on native
+//! backends); the flags are [`Flags`]; the `NOTE_*` values are in [`note`].
+//!
+//! ```no_run
+//! use knote_reactor::{Flags, Kevent, Kqueue, TimerUnit};
+//! use std::time::Duration;
+//!
+//! let kq = Kqueue::new()?;
+//! let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! let changes = [
+//!     Kevent::read(&listener, Flags::ADD, 1),
+//!     Kevent::timer(7, Flags::ADD | Flags::ONESHOT, TimerUnit::Millis, 50, 2),
+//! ];
+//! let mut events = [Kevent::zeroed(); 16];
+//! let n = kq.kevent(&changes, &mut events, Some(Duration::from_secs(1)))?;
+//! for ev in &events[..n] {
+//!     match ev.udata() {
+//!         1 => println!("{} connections waiting", ev.data()),
+//!         2 => println!("timer fired"),
+//!         _ => unreachable!(),
+//!     }
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Where the epoll shim differs from FreeBSD
+//!
+//! Everything else in the semantics table holds on the shim, and the conformance suite in
+//! `reactor/tests/` runs unchanged on every backend; each row below is pinned by a test that
+//! checks the shim's documented behaviour on Linux.
+//!
+//! | behaviour | FreeBSD kqueue | epoll shim |
+//! | --- | --- | --- |
+//! | `data` of READ/WRITE with [`KqueueBuilder::exact_data`]`(false)` | always exact | 0 (readiness only), except knotes with `NOTE_LOWAT`: no `ioctl` per event on the hot path |
+//! | an fd closed without `EV_DELETE` while a `dup` keeps its file open | knotes dropped at `close` | exact mode: never reported (identity checked on delivery); fast mode: the old file's readiness may be reported under the old `udata` once per new edge, until the number is re-registered or deleted |
+//! | `EV_DELETE` of one of two knotes on such a closed fd | `EBADF`/`ENOENT` | succeeds (no system call notices the close) |
+//! | READ and WRITE on one fd, both `EV_CLEAR` | independent edges | one registration: an edge on one side may report the other side's standing readiness once more (with different modes they get separate registrations and stay independent; the split itself re-reports READ once) |
+//! | level-triggered fd knotes | re-queued by the kernel | re-queued in user space and re-checked with one `poll(2)` per call; the kqueue fd may read as readable until that re-check drops a knote no longer ready |
+//! | PROC on a process that is not our child | `data` = wait status | `data` = 0 (Linux keeps no status for non-children) |
+//! | PROC `NOTE_FORK`, `NOTE_EXEC`, `NOTE_TRACK` | reported | accepted, never reported (only `NOTE_EXIT`) |
+//! | READ `data` on a UDP socket | all bytes queued | size of the next datagram (`FIONREAD`) |
+//! | READ `data` on a listening Unix-domain socket | accept-queue length | 1 (Linux does not expose it) |
+//! | WRITE `data` on a socket | `sbspace` of the send buffer | `SO_SNDBUF` − `SIOCOUTQ` (Linux counts buffer overhead in `SO_SNDBUF`) |
+//! | READ/WRITE on regular files and directories | vnode filter, woken by writes | evaluated at each `kevent` call (READ: offset ≠ EOF, `data` = size − offset; WRITE: always): growth during a blocking wait does not end it |
+//! | `VNODE` | supported | `EINVAL` |
+//! | SIGNAL | kernel counts every delivery | a process-wide handler, installed at the first SIGNAL knote of each signal, counts and then chains to the disposition it replaced (handler, `SIG_IGN`, or the default action); a later `sigaction()` by the program replaces it and ends counting; `SIGKILL`/`SIGSTOP` → `EINVAL` |
+
+#![warn(missing_docs)]
 
 mod changelist;
 mod event;

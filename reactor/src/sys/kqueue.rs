@@ -354,6 +354,11 @@ impl RawKevent {
         } else if flags & EV_ACTIONS != 0 {
             self.set_flags(flags & !EV_ACTIONS);
         }
+        if self.filter() == EVFILT_USER {
+            // FreeBSD returns the stored word unmasked, so a NOTE_TRIGGER or control bit given at
+            // creation leaks into every event; the value proper is the low 24 bits.
+            self.set_fflags(self.fflags() & NOTE_FFLAGSMASK);
+        }
     }
 }
 

@@ -128,8 +128,12 @@ impl State {
     /// keys on (file, fd), so `EEXIST` means "same file, already registered" and success means
     /// the old file is gone — its knotes are dropped, as kqueue drops knotes on close.
     fn ensure_registered(&mut self, sel: &Selector, fd: RawFd) -> Result<bool, i32> {
-        if self.verified == Some(fd) {
-            return Ok(false);
+        if let Some((verified, fresh)) = self.verified {
+            if verified == fd {
+                // Checked earlier in this change list; a registration made then reports both
+                // directions itself.
+                return Ok(fresh);
+            }
         }
         let gen = self.next_gen();
         let epfd = sel.epfd.as_raw_fd();
@@ -170,7 +174,7 @@ impl State {
                 if sel.exact {
                     entry.id = fdinfo::identify(fd).map(|(id, _)| id);
                 }
-                self.verified = Some(fd);
+                self.verified = Some((fd, false));
                 return Ok(false);
             }
             Err(e) => return Err(errno(e)),
@@ -186,7 +190,7 @@ impl State {
                 }
             }
         }
-        self.verified = Some(fd);
+        self.verified = Some((fd, fresh));
         Ok(fresh)
     }
 

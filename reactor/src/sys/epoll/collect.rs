@@ -174,13 +174,14 @@ impl State {
             let Kind::Timer { period_ns, .. } = self.knotes[idx].kind else {
                 continue;
             };
-            if period_ns > 0 {
-                let count = 1 + (now - deadline) / period_ns;
+            if let Some(missed) = (now - deadline).checked_div(period_ns) {
+                let count = 1 + missed;
                 self.knotes[idx].data += count as i64;
                 let next = deadline.saturating_add(count.saturating_mul(period_ns));
                 let seq = self.timers.arm(next, idx);
                 self.knotes[idx].kind = Kind::Timer { period_ns, seq };
             } else {
+                // Period 0: a timer that fires once.
                 self.knotes[idx].data += 1;
                 self.knotes[idx].kind = Kind::Timer { period_ns, seq: 0 };
             }

@@ -151,7 +151,7 @@ struct State {
     next_gen: u32,
     /// The fd the current change list already verified as registered (one `epoll_ctl` for a
     /// READ+WRITE pair).
-    verified: Option<RawFd>,
+    verified: Option<(RawFd, bool)>,
     /// Scratch for `recheck_stale`: the pollfds and the knotes they stand for.
     pollfds: Vec<libc::pollfd>,
     rechecks: Vec<KnoteRef>,
@@ -310,12 +310,20 @@ impl Selector {
                 }
             };
             self.sync(&mut state);
+            let signals_before = state.signal_fd_registered.then(signals::deliveries);
             drop(state);
             let got = os::epoll_wait(self.epfd.as_raw_fd(), &mut buf[..max], remaining);
             state = self.lock();
             looked = true;
             match got {
                 Ok(got) => self.process_reports(&mut state, &buf[..got]),
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        && signals_before.is_some_and(signals::interruption_was_silent) =>
+                {
+                    // Only an ignored signal we observe for a SIGNAL knote interrupted the
+                    // wait; kqueue would not have been interrupted, so wait on.
+                }
                 Err(e) => {
                     self.sync(&mut state);
                     return Err(e);
@@ -432,3 +440,6 @@ impl State {
 fn timer_is_current(knotes: &Slab<Knote>, seq: u64, idx: usize) -> bool {
     matches!(knotes.get(idx), Some(Knote { kind: knote::Kind::Timer { seq: s, .. }, .. }) if *s == seq)
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,6 +9,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+macro_rules! counted {
+    ($counter:ident) => {
+        #[cfg(test)]
+        counts::bump(&counts::$counter);
+    };
+}
+
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret == -1 {
         Err(io::Error::last_os_error())
@@ -47,6 +54,7 @@ pub(super) fn epoll_ctl(
     events: u32,
     token: u64,
 ) -> io::Result<()> {
+    counted!(EPOLL_CTL);
     let mut ev = libc::epoll_event { events, u64: token };
     // SAFETY: `ev` is a valid epoll_event for the duration of the call (ignored for DEL).
     cvt(unsafe { libc::epoll_ctl(epfd, op, fd, &mut ev) }).map(drop)
@@ -61,6 +69,7 @@ pub(super) fn epoll_wait(
     buf: &mut [MaybeUninit<libc::epoll_event>],
     timeout: Option<Duration>,
 ) -> io::Result<usize> {
+    counted!(EPOLL_WAIT);
     let max = buf.len().min(libc::c_int::MAX as usize) as libc::c_int;
     if !NO_PWAIT2.load(Ordering::Relaxed) {
         let ts = timeout.map(|t| libc::timespec {
@@ -112,6 +121,7 @@ pub(super) fn eventfd() -> io::Result<OwnedFd> {
 
 /// Adds one to an eventfd's counter (making it readable). Async-signal-safe.
 pub(super) fn eventfd_signal(fd: RawFd) {
+    counted!(OTHER);
     let one: u64 = 1;
     // SAFETY: writes 8 bytes from a live u64. A full counter (EAGAIN) already reads as readable,
     // which is all the caller needs, so the result is deliberately ignored.
@@ -120,6 +130,7 @@ pub(super) fn eventfd_signal(fd: RawFd) {
 
 /// Resets an eventfd's counter to zero (no longer readable).
 pub(super) fn eventfd_drain(fd: RawFd) {
+    counted!(OTHER);
     let mut value: u64 = 0;
     // SAFETY: reads at most 8 bytes into a live u64. EAGAIN means it was already zero.
     let _ = unsafe { libc::read(fd, (&mut value as *mut u64).cast(), 8) };
@@ -140,6 +151,7 @@ pub(super) fn timerfd() -> io::Result<OwnedFd> {
 /// Arms `fd` to expire at the absolute monotonic time `deadline_ns`, or disarms it (`None`).
 /// Re-arming also resets its expiration count, so it stops being readable.
 pub(super) fn timerfd_arm(fd: &OwnedFd, deadline_ns: Option<u64>) -> io::Result<()> {
+    counted!(OTHER);
     // A zero it_value disarms the timer; an already-passed deadline must still fire, so it is
     // clamped to 1 ns after the clock's origin.
     let ns = deadline_ns.map_or(0, |d| d.max(1));
@@ -231,6 +243,28 @@ pub(super) fn exit_status(pidfd: &OwnedFd) -> Option<i64> {
 
 /// `poll(fds, 0)`: which of `fds` are ready right now.
 pub(super) fn poll_now(fds: &mut [libc::pollfd]) -> io::Result<()> {
+    counted!(OTHER);
     // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfds.
     cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) }).map(drop)
+}
+
+/// Per-thread system call counts, for the shim's fast-path tests.
+#[cfg(test)]
+pub(super) mod counts {
+    use std::cell::Cell;
+
+    thread_local! {
+        pub(crate) static EPOLL_CTL: Cell<usize> = const { Cell::new(0) };
+        pub(crate) static EPOLL_WAIT: Cell<usize> = const { Cell::new(0) };
+        pub(crate) static OTHER: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub(crate) fn bump(counter: &'static std::thread::LocalKey<Cell<usize>>) {
+        counter.with(|c| c.set(c.get() + 1));
+    }
+
+    /// `(epoll_ctl, epoll_wait, other)` since the last call, and resets them.
+    pub(crate) fn take() -> (usize, usize, usize) {
+        (EPOLL_CTL.take(), EPOLL_WAIT.take(), OTHER.take())
+    }
 }

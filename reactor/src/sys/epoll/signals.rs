@@ -30,6 +30,35 @@ static INSTALLED: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
 /// The eventfd every kqueue watching a signal polls (edge-triggered, never drained).
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 static SETUP: Mutex<()> = Mutex::new(());
+/// Deliveries whose replaced disposition was `SIG_IGN` or an ignoring default: the program
+/// would never have been interrupted by them.
+static SILENT: AtomicU64 = AtomicU64::new(0);
+/// Deliveries that ran a handler of the program's (or a fatal default).
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+
+/// A snapshot of the delivery counters, to tell a wait's `EINTR` apart.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Deliveries {
+    silent: u64,
+    handled: u64,
+}
+
+/// The counters now.
+pub(super) fn deliveries() -> Deliveries {
+    Deliveries {
+        silent: SILENT.load(Ordering::Acquire),
+        handled: HANDLED.load(Ordering::Acquire),
+    }
+}
+
+/// Whether an `EINTR` that ended a wait begun at `before` came only from signals the program
+/// ignores: kqueue only observes those, so the wait must go on as if nothing happened. (An
+/// interrupting handler of the program's own, installed without us, moves neither counter and
+/// is reported.)
+pub(super) fn interruption_was_silent(before: Deliveries) -> bool {
+    let now = deliveries();
+    now.silent != before.silent && now.handled == before.handled
+}
 
 /// The shared eventfd written on every counted delivery, created on first use.
 pub(super) fn wake_fd() -> io::Result<RawFd> {
@@ -152,12 +181,15 @@ fn chain(
 /// The default action of `signo`, as the kernel would have taken it without our handler.
 fn default_action(signo: libc::c_int) {
     match signo {
-        libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT => {}
+        libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT => {
+            SILENT.fetch_add(1, Ordering::AcqRel);
+        }
         libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => {
             // SAFETY: kill(2) is async-signal-safe; SIGSTOP cannot be caught and stops us here.
             unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
         }
         _ => {
+            HANDLED.fetch_add(1, Ordering::AcqRel);
             // Terminate (or dump core) for real: restore the default and re-raise. The signal is
             // blocked while this handler runs, so it is delivered, fatally, when we return.
             // SAFETY: a zeroed sigaction with SIG_DFL is valid; sigaction and raise are

@@ -1,0 +1,85 @@
+//! White-box tests of the shim's system call budget: the promises of the fast path.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use super::os::counts;
+use crate::{Flags, Kevent, Kqueue};
+
+fn fast_kqueue() -> Kqueue {
+    Kqueue::builder().exact_data(false).build().unwrap()
+}
+
+#[test]
+fn read_and_write_in_one_change_list_cost_one_epoll_ctl() {
+    for exact in [false, true] {
+        let kq = Kqueue::builder().exact_data(exact).build().unwrap();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        counts::take();
+        let changes = [
+            Kevent::read(fd, Flags::ADD | Flags::CLEAR, 1),
+            Kevent::write(fd, Flags::ADD | Flags::CLEAR, 2),
+        ];
+        kq.kevent(&changes, &mut [], None).unwrap();
+        let (ctl, wait, other) = counts::take();
+        assert_eq!((ctl, wait, other), (1, 0, 0), "exact = {exact}");
+    }
+}
+
+#[test]
+fn waiting_with_nothing_to_change_costs_one_epoll_wait() {
+    let kq = fast_kqueue();
+    let (mut a, b) = UnixStream::pair().unwrap();
+    let fd = b.as_raw_fd();
+    let changes = [
+        Kevent::read(fd, Flags::ADD | Flags::CLEAR, 1),
+        Kevent::write(fd, Flags::ADD | Flags::CLEAR, 2),
+    ];
+    let mut events = [Kevent::zeroed(); 8];
+    // The registration reports WRITE (writable at once); drain it.
+    let n = kq
+        .kevent(&changes, &mut events, Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(n, 1);
+    counts::take();
+
+    // An idle poll: one epoll_wait and nothing else.
+    assert_eq!(
+        kq.kevent(&[], &mut events, Some(Duration::ZERO)).unwrap(),
+        0
+    );
+    assert_eq!(counts::take(), (0, 1, 0));
+
+    // A wait that finds an edge: still one epoll_wait.
+    a.write_all(b"x").unwrap();
+    let n = kq
+        .kevent(&[], &mut events, Some(Duration::from_secs(5)))
+        .unwrap();
+    assert!(n >= 1 && events[..n].iter().any(|e| e.udata() == 1));
+    assert_eq!(counts::take(), (0, 1, 0));
+}
+
+#[test]
+fn edge_knotes_leave_nothing_queued_so_the_next_wait_is_one_call() {
+    let kq = fast_kqueue();
+    let (mut a, b) = UnixStream::pair().unwrap();
+    let mut events = [Kevent::zeroed(); 8];
+    kq.kevent(
+        &[Kevent::read(b.as_raw_fd(), Flags::ADD | Flags::CLEAR, 1)],
+        &mut [],
+        None,
+    )
+    .unwrap();
+    for _ in 0..3 {
+        a.write_all(b"ping").unwrap();
+        counts::take();
+        let n = kq
+            .kevent(&[], &mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(counts::take(), (0, 1, 0));
+    }
+}
