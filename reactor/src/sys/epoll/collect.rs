@@ -209,6 +209,9 @@ impl State {
 
     /// One `poll(2)` over every stale fd knote on the queue; those no longer ready leave it.
     fn recheck_stale(&mut self) {
+        if !std::mem::take(&mut self.maybe_stale) {
+            return;
+        }
         self.pollfds.clear();
         self.rechecks.clear();
         for &(idx, gen) in &self.ready {
@@ -333,6 +336,7 @@ impl State {
         } else if requeue {
             // Level-triggered: back on the queue, to be re-checked before it is reported again.
             kn.stale = matches!(kn.kind, Kind::Fd);
+            self.maybe_stale |= kn.stale;
             kn.queued = true;
             self.ready.push_back((idx, kn.gen));
         } else {

@@ -155,6 +155,8 @@ struct State {
     /// Scratch for `recheck_stale`: the pollfds and the knotes they stand for.
     pollfds: Vec<libc::pollfd>,
     rechecks: Vec<KnoteRef>,
+    /// Some queued knote may be stale, so `recheck_stale` has work (saves a queue walk).
+    maybe_stale: bool,
     /// The timerfd fired: it stays readable until re-armed, so `sync` must re-arm it.
     timer_fired: bool,
 }
@@ -212,6 +214,7 @@ impl Selector {
                 pollfds: Vec::new(),
                 rechecks: Vec::new(),
                 timer_fired: false,
+                maybe_stale: false,
             }),
         })
     }
@@ -386,6 +389,7 @@ impl State {
     /// Queues an fd knote for a readiness re-check at the next collect.
     fn recheck_later(&mut self, idx: usize) {
         self.knotes[idx].stale = true;
+        self.maybe_stale = true;
         self.activate(idx);
     }
 

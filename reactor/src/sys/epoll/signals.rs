@@ -160,12 +160,14 @@ fn chain(
 ) {
     let target = previous.sa_sigaction;
     if target == libc::SIG_IGN {
+        SILENT.fetch_add(1, Ordering::AcqRel);
         return;
     }
     if target == libc::SIG_DFL {
         default_action(signo);
         return;
     }
+    HANDLED.fetch_add(1, Ordering::AcqRel);
     if previous.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: with SA_SIGINFO the program registered a three-argument handler at `target`.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
