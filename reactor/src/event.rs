@@ -356,3 +356,68 @@ impl<T: std::os::fd::AsRawFd> From<&T> for RawIdent {
         RawIdent(file.as_raw_fd() as usize)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip() {
+        let ev = Kevent::new(
+            42,
+            Filter::USER,
+            Flags::ADD | Flags::CLEAR,
+            0x123,
+            -5,
+            usize::MAX,
+        );
+        assert_eq!(ev.ident(), 42);
+        assert_eq!(ev.filter(), Filter::USER);
+        assert_eq!(ev.flags(), Flags::ADD | Flags::CLEAR);
+        assert_eq!(ev.fflags(), 0x123);
+        assert_eq!(ev.data(), -5);
+        assert_eq!(ev.udata(), usize::MAX, "udata is handed back untouched");
+        let ev = ev
+            .with_data(7)
+            .with_fflags(1)
+            .with_udata(3)
+            .with_flags(Flags::DELETE);
+        assert_eq!(
+            (ev.data(), ev.fflags(), ev.udata(), ev.flags()),
+            (7, 1, 3, Flags::DELETE)
+        );
+    }
+
+    #[test]
+    fn error_entries_carry_the_errno() {
+        let receipt = Kevent::new(1, Filter::READ, Flags::ERROR, 0, 0, 0);
+        assert!(receipt.is_error() && receipt.error().is_none());
+        let failed = receipt.with_data(i64::from(libc::EBADF));
+        assert_eq!(failed.error().unwrap().raw_os_error(), Some(libc::EBADF));
+        assert!(Kevent::zeroed().error().is_none());
+    }
+
+    #[test]
+    fn raw_filters_pass_through() {
+        let raw = Filter::from_raw(-99);
+        assert_eq!(raw.raw(), -99);
+        assert_eq!(format!("{raw:?}"), "Filter(-99)");
+        assert_eq!(format!("{:?}", Filter::READ), "EVFILT_READ");
+        assert_eq!(Flags::from_bits_retain(0x0100).bits(), 0x0100);
+    }
+
+    #[test]
+    fn constructors_fill_the_filter_fields() {
+        let t = Kevent::timer_every(5, Flags::ADD, Duration::from_micros(250), 9);
+        assert_eq!(t.filter(), Filter::TIMER);
+        assert_eq!(t.fflags() & crate::note::NSECONDS, crate::note::NSECONDS);
+        assert_eq!(t.data(), 250_000);
+        let trig = Kevent::trigger(3, 4);
+        assert_eq!((trig.fflags(), trig.udata()), (crate::note::TRIGGER, 4));
+        assert_eq!(Kevent::signal(10, Flags::ADD, 0).ident(), 10);
+        assert_eq!(
+            Kevent::proc(77, Flags::ADD, crate::note::EXIT, 0).fflags(),
+            crate::note::EXIT
+        );
+    }
+}

@@ -13,6 +13,7 @@ fn fast_kqueue() -> Kqueue {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri has no timerfd or epoll_pwait2")]
 fn read_and_write_in_one_change_list_cost_one_epoll_ctl() {
     for exact in [false, true] {
         let kq = Kqueue::builder().exact_data(exact).build().unwrap();
@@ -30,6 +31,7 @@ fn read_and_write_in_one_change_list_cost_one_epoll_ctl() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri has no timerfd or epoll_pwait2")]
 fn waiting_with_nothing_to_change_costs_one_epoll_wait() {
     let kq = fast_kqueue();
     let (mut a, b) = UnixStream::pair().unwrap();
@@ -63,6 +65,7 @@ fn waiting_with_nothing_to_change_costs_one_epoll_wait() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri has no timerfd or epoll_pwait2")]
 fn edge_knotes_leave_nothing_queued_so_the_next_wait_is_one_call() {
     let kq = fast_kqueue();
     let (mut a, b) = UnixStream::pair().unwrap();
