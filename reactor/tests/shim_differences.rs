@@ -338,6 +338,14 @@ fn signal_kill_and_stop_are_refused_by_the_shim() {
     }
 }
 
+/// A signal no other test in this binary uses.
+fn spare_signal(k: libc::c_int) -> libc::c_int {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return libc::SIGRTMAX() - k;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    return [libc::SIGUSR1, libc::SIGUSR2][k as usize - 1];
+}
+
 extern "C" fn count_handler(_: libc::c_int) {
     HANDLER_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }
@@ -345,7 +353,7 @@ static HANDLER_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicU
 
 #[test]
 fn a_later_sigaction_ends_the_shims_counting() {
-    let signo = libc::SIGRTMAX() - 1;
+    let signo = spare_signal(1);
     // SAFETY: ignoring a real-time signal nobody else in this test binary uses.
     unsafe { libc::signal(signo, libc::SIG_IGN) };
     let kq = Kqueue::new().unwrap();
@@ -354,8 +362,9 @@ fn a_later_sigaction_ends_the_shims_counting() {
     unsafe { libc::raise(signo) };
     assert_eq!(wait(&kq, 5000).first().map(Kevent::data), Some(1));
     // The program now installs a handler of its own.
+    let handler: extern "C" fn(libc::c_int) = count_handler;
     // SAFETY: `count_handler` is async-signal-safe (one atomic add).
-    unsafe { libc::signal(signo, count_handler as libc::sighandler_t) };
+    unsafe { libc::signal(signo, handler as libc::sighandler_t) };
     // SAFETY: as above; the program's handler runs.
     unsafe { libc::raise(signo) };
     assert_eq!(HANDLER_RUNS.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -372,7 +381,7 @@ fn a_later_sigaction_ends_the_shims_counting() {
 
 #[test]
 fn an_ignored_observed_signal_does_not_interrupt_a_wait() {
-    let signo = libc::SIGRTMAX() - 2;
+    let signo = spare_signal(2);
     // SAFETY: ignoring a real-time signal nobody else in this test binary uses.
     unsafe { libc::signal(signo, libc::SIG_IGN) };
     let kq = std::sync::Arc::new(Kqueue::new().unwrap());
