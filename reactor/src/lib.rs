@@ -57,7 +57,8 @@
 //! | --- | --- | --- |
 //! | `data` of READ/WRITE with [`KqueueBuilder::exact_data`]`(false)` | always exact | 0 (readiness only), except knotes with `NOTE_LOWAT`: no `ioctl` per event on the hot path |
 //! | an fd closed without `EV_DELETE` while a `dup` keeps its file open | knotes dropped at `close` | exact mode: never reported (identity checked on delivery); fast mode: the old file's readiness may be reported under the old `udata` once per new edge, until the number is re-registered or deleted |
-//! | `EV_DELETE` of one of two knotes on such a closed fd | `EBADF`/`ENOENT` | succeeds (no system call notices the close) |
+//! | a change without `EV_ADD` (`EV_DELETE` of one of two knotes, `EV_ENABLE`, `EV_DISABLE`) on an fd closed without `EV_DELETE` | `EBADF` (closed) or `ENOENT` (number reused) | exact mode: the same (the file's identity is checked); fast mode: succeeds on the old knote (no system call notices the close) |
+//! | the fd closed and the *same* open file put back at the same number (`dup2` of a dup onto it) | knotes dropped at the close | invisible to epoll and to any check: the knotes carry on as if the fd had never been closed |
 //! | READ and WRITE on one fd, both `EV_CLEAR` | independent edges | one registration: an edge on one side may report the other side's standing readiness once more (with different modes they get separate registrations and stay independent; the split itself re-reports READ once) |
 //! | level-triggered fd knotes | re-queued by the kernel | re-queued in user space and re-checked with one `poll(2)` per call; the kqueue fd may read as readable until that re-check drops a knote no longer ready |
 //! | PROC on a process that is not our child | `data` = wait status | `data` = 0 (Linux keeps no status for non-children) |

@@ -47,6 +47,8 @@ impl State {
         let mut fresh = false;
         if flags & EV_ADD != 0 {
             fresh = self.ensure_registered(sel, fd)?;
+        } else if sel.exact {
+            self.check_identity(fd)?;
         }
         let existing = *self.fd_entry(fd).slot(filter);
         let idx = match existing {
@@ -180,7 +182,10 @@ impl State {
             Err(e) => return Err(errno(e)),
         };
         if fresh {
-            self.drop_fd(fd);
+            if !self.fd_entry(fd).is_empty() {
+                // Knotes of the file that had this number before: it is gone.
+                self.drop_fd(fd);
+            }
             let entry = self.fd_entry(fd);
             entry.gen = gen;
             if sel.exact {
@@ -192,6 +197,27 @@ impl State {
         }
         self.verified = Some((fd, fresh));
         Ok(fresh)
+    }
+
+    /// Exact mode, for a change without `EV_ADD`: if `fd` no longer names the file its knotes
+    /// were registered on (closed, or closed and reused), drop them as kqueue did at close and
+    /// say so as kqueue would (`EBADF` for a closed fd, `ENOENT` for a reused number).
+    fn check_identity(&mut self, fd: RawFd) -> Outcome {
+        let entry = *self.fd_entry(fd);
+        let Some(registered) = entry.id else {
+            return Ok(());
+        };
+        match fdinfo::identify(fd) {
+            Some((id, _)) if id == registered => Ok(()),
+            now => {
+                self.drop_fd(fd);
+                Err(if now.is_some() {
+                    libc::ENOENT
+                } else {
+                    libc::EBADF
+                })
+            }
+        }
     }
 
     /// Gives WRITE a registration of its own (in the inner epoll) when the fd's READ and WRITE

@@ -313,16 +313,30 @@ impl Selector {
                 }
             };
             self.sync(&mut state);
-            let signals_before = state.signal_fd_registered.then(signals::deliveries);
+            // Any kqueue's observed-and-ignored signal can interrupt this wait: snapshot always.
+            let signals_before = signals::deliveries();
             drop(state);
             let got = os::epoll_wait(self.epfd.as_raw_fd(), &mut buf[..max], remaining);
             state = self.lock();
             looked = true;
             match got {
-                Ok(got) => self.process_reports(&mut state, &buf[..got]),
+                Ok(mut got) => {
+                    self.process_reports(&mut state, &buf[..got]);
+                    // The stack buffer holds HARVEST reports; a longer event list is filled
+                    // from further non-blocking looks, as kqueue fills it in one call.
+                    while got == max && state.ready.len() < events.len() {
+                        got = os::epoll_wait(
+                            self.epfd.as_raw_fd(),
+                            &mut buf[..max],
+                            Some(Duration::ZERO),
+                        )
+                        .unwrap_or(0);
+                        self.process_reports(&mut state, &buf[..got]);
+                    }
+                }
                 Err(e)
                     if e.kind() == io::ErrorKind::Interrupted
-                        && signals_before.is_some_and(signals::interruption_was_silent) =>
+                        && signals::interruption_was_silent(signals_before) =>
                 {
                     // Only an ignored signal we observe for a SIGNAL knote interrupted the
                     // wait; kqueue would not have been interrupted, so wait on.
@@ -338,6 +352,21 @@ impl Selector {
     /// Brings the kernel side in line with the state before the lock is released: the wake
     /// eventfd readable iff events are queued, the timerfd armed at the earliest deadline.
     fn sync(&self, state: &mut State) {
+        // Entries of knotes deleted since they were queued are dead weight; dropping them from
+        // both ends keeps a change-only caller's queue from growing and the fd from reading as
+        // readable for nothing.
+        while let Some(&(idx, gen)) = state.ready.front() {
+            if state.is_live(idx, gen) {
+                break;
+            }
+            state.ready.pop_front();
+        }
+        while let Some(&(idx, gen)) = state.ready.back() {
+            if state.is_live(idx, gen) {
+                break;
+            }
+            state.ready.pop_back();
+        }
         let pending = !state.ready.is_empty();
         if pending != state.woken {
             if pending {
@@ -366,6 +395,13 @@ impl State {
             self.next_gen = 1;
         }
         self.next_gen
+    }
+
+    /// Whether a ready-queue entry still stands for a queued knote.
+    fn is_live(&self, idx: usize, gen: u32) -> bool {
+        self.knotes
+            .get(idx)
+            .is_some_and(|kn| kn.gen == gen && kn.queued)
     }
 
     fn fd_entry(&mut self, fd: RawFd) -> &mut FdEntry {
