@@ -1,0 +1,103 @@
+//! `ChangeList`: changes queued now ride along with the next wait.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use knote_reactor::{ChangeList, Filter, Flags, Kevent};
+
+#[test]
+fn queued_changes_are_submitted_with_the_next_wait() {
+    let kq = kq();
+    let mut list = ChangeList::new();
+    list.push(Kevent::user(1, Flags::ADD | Flags::CLEAR, 0, 0x11));
+    list.push(Kevent::trigger(1, 0x11));
+    assert_eq!(list.len(), 2);
+    assert!(!list.is_empty());
+    assert_eq!(list.as_slice()[0].udata(), 0x11);
+    // Nothing reached the kqueue yet.
+    assert_eq!(receipt(&kq, Kevent::trigger(1, 0)), i64::from(libc::ENOENT));
+    let mut events = [Kevent::zeroed(); 4];
+    let n = list.submit(&kq, &mut events, Some(GUARD)).unwrap();
+    assert_eq!(n, 1, "{:?}", &events[..n]);
+    assert_eq!(events[0].ident(), 1);
+    assert_eq!(events[0].udata(), 0x11);
+    assert!(list.is_empty(), "submit empties the list");
+    // An empty list is just a wait.
+    assert_eq!(
+        list.submit(&kq, &mut events, Some(Duration::ZERO)).unwrap(),
+        0
+    );
+}
+
+#[test]
+fn a_registration_rides_along_with_a_blocking_wait() {
+    let kq = kq();
+    let (a, b) = unix_pair();
+    let mut list = ChangeList::with_capacity(4);
+    list.push(Kevent::read(&a, Flags::ADD, 5));
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        put(&b, 6);
+        b
+    });
+    let mut events = [Kevent::zeroed(); 4];
+    let n = list.submit(&kq, &mut events, Some(GUARD)).unwrap();
+    let _b = writer.join().unwrap();
+    assert_eq!(n, 1, "{:?}", &events[..n]);
+    assert_eq!(events[0].filter(), Filter::READ);
+    assert_eq!(events[0].udata(), 5);
+    assert_eq!(events[0].data(), 6);
+}
+
+#[test]
+fn failures_of_queued_changes_come_back_as_error_entries() {
+    let kq = kq();
+    let mut list = ChangeList::new();
+    list.extend([
+        Kevent::read(1_000_000, Flags::ADD, 1),
+        Kevent::user(2, Flags::ADD, 0, 2),
+        Kevent::user(3, Flags::DELETE, 0, 3),
+    ]);
+    let mut events = [Kevent::zeroed(); 4];
+    let n = list.submit(&kq, &mut events, Some(GUARD)).unwrap();
+    assert_eq!(n, 2, "{:?}", &events[..n]);
+    assert_eq!(events[0].data(), i64::from(libc::EBADF));
+    assert_eq!(events[1].data(), i64::from(libc::ENOENT));
+    assert!(list.is_empty());
+    // The good change in between was applied.
+    assert_eq!(receipt(&kq, Kevent::user(2, Flags::DELETE, 0, 0)), 0);
+}
+
+#[test]
+fn a_failure_with_no_room_fails_submit_and_still_empties_the_list() {
+    let kq = kq();
+    let mut list = ChangeList::new();
+    list.push(Kevent::read(1_000_000, Flags::ADD, 1));
+    list.push(Kevent::user(2, Flags::ADD, 0, 2));
+    let err = list
+        .submit(&kq, &mut [], Some(Duration::ZERO))
+        .expect_err("no room for the error entry");
+    assert_eq!(errno(&err), libc::EBADF);
+    assert!(list.is_empty());
+    assert_eq!(
+        receipt(&kq, Kevent::user(2, Flags::DELETE, 0, 0)),
+        i64::from(libc::ENOENT)
+    );
+}
+
+#[test]
+fn clear_drops_queued_changes() {
+    let kq = kq();
+    let mut list = ChangeList::new();
+    list.push(Kevent::user(1, Flags::ADD, 0, 0));
+    list.clear();
+    assert!(list.is_empty());
+    let mut events = [Kevent::zeroed(); 4];
+    assert_eq!(
+        list.submit(&kq, &mut events, Some(Duration::ZERO)).unwrap(),
+        0
+    );
+    assert_eq!(receipt(&kq, Kevent::trigger(1, 0)), i64::from(libc::ENOENT));
+}
