@@ -313,61 +313,35 @@ impl State {
 
     fn create_ident(&mut self, sel: &Selector, change: &RawKevent) -> Outcome {
         let filter = change.filter();
-        let flags = change.flags();
+        let (flags, fflags) = (change.flags(), change.fflags());
         let ident = change.ident();
-        let gen = self.next_gen();
-        let udata = change.udata();
-        let mut kn = match filter {
+        let mut timer = None;
+        // The filter's own attach step: validate, and pick the state the knote starts in.
+        let (kind, kept_flags, sfflags) = match filter {
             EVFILT_TIMER => {
-                let spec = timer_spec(change)?;
+                timer = Some(timer_spec(change)?);
+                let kind = Kind::Timer {
+                    period_ns: 0,
+                    seq: 0,
+                };
                 // Timers are edge-triggered by nature: kqueue sets EV_CLEAR on them.
-                let mut kn = Knote::new(
-                    ident,
-                    filter,
-                    flags | EV_CLEAR,
-                    udata,
-                    gen,
-                    Kind::Timer {
-                        period_ns: 0,
-                        seq: 0,
-                    },
-                );
-                kn.sdata = spec.0 as i64;
-                kn
+                (kind, flags | EV_CLEAR, fflags)
             }
-            EVFILT_USER => Knote::new(
-                ident,
-                filter,
-                flags,
-                udata,
-                gen,
-                Kind::User { triggered: false },
-            ),
+            EVFILT_USER => {
+                let kind = Kind::User {
+                    triggered: fflags & NOTE_TRIGGER != 0,
+                };
+                (kind, flags, fflags & NOTE_FFLAGSMASK)
+            }
             EVFILT_SIGNAL => {
                 let signo = i32::try_from(ident).map_err(|_| libc::EINVAL)?;
                 signals::watch(signo)?;
-                if !self.signal_fd_registered {
-                    let wake = signals::wake_fd().map_err(errno)?;
-                    let edge = (libc::EPOLLIN | libc::EPOLLET) as u32;
-                    os::epoll_ctl(
-                        sel.epfd.as_raw_fd(),
-                        libc::EPOLL_CTL_ADD,
-                        wake,
-                        edge,
-                        internal_token(INTERNAL_SIGNAL),
-                    )
-                    .map_err(errno)?;
-                    self.signal_fd_registered = true;
-                }
-                let seen = signals::count(signo);
-                Knote::new(
-                    ident,
-                    filter,
-                    flags | EV_CLEAR,
-                    udata,
-                    gen,
-                    Kind::Signal { seen },
-                )
+                self.watch_signals(sel)?;
+                // Only deliveries from now on count.
+                let kind = Kind::Signal {
+                    seen: signals::count(signo),
+                };
+                (kind, flags | EV_CLEAR, fflags)
             }
             EVFILT_PROC => {
                 let pid = match libc::pid_t::try_from(ident) {
@@ -375,63 +349,61 @@ impl State {
                     _ => return Err(libc::ESRCH),
                 };
                 let pidfd = os::pidfd_open(pid).map_err(errno)?;
-                Knote::new(
-                    ident,
-                    filter,
-                    flags,
-                    udata,
-                    gen,
+                (
                     Kind::Proc {
                         pidfd,
                         exited: false,
                     },
+                    flags,
+                    fflags,
                 )
             }
             _ => return Err(libc::EINVAL),
         };
+        let gen = self.next_gen();
+        let mut kn = Knote::new(ident, filter, kept_flags, change.udata(), gen, kind);
         kn.disabled = flags & EV_DISABLE != 0;
-        kn.sfflags = change.fflags();
-        if filter != EVFILT_TIMER {
-            kn.sdata = change.data();
-        }
+        kn.sfflags = sfflags;
+        kn.sdata = change.data();
         let idx = self.knotes.insert(kn);
         self.idents.insert((filter, ident), idx);
-        match filter {
-            EVFILT_TIMER => {
-                let (period_ns, first_ns) = timer_spec(change)?;
-                self.arm_timer(idx, period_ns, first_ns);
-            }
-            EVFILT_USER => {
-                let kn = &mut self.knotes[idx];
-                kn.sfflags = change.fflags() & NOTE_FFLAGSMASK;
-                if change.fflags() & NOTE_TRIGGER != 0 {
-                    kn.kind = Kind::User { triggered: true };
-                }
-            }
-            EVFILT_SIGNAL => self.signal_knotes.push(idx),
-            EVFILT_PROC => {
-                let Kind::Proc { pidfd, .. } = &self.knotes[idx].kind else {
-                    unreachable!("created as Proc above")
-                };
+        if let Some((period_ns, first_ns)) = timer {
+            self.arm_timer(idx, period_ns, first_ns);
+        }
+        match &self.knotes[idx].kind {
+            Kind::Signal { .. } => self.signal_knotes.push(idx),
+            Kind::Proc { pidfd, .. } => {
                 // One-shot: an exited process stays readable forever; one report is all we need.
                 let events = (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLONESHOT) as u32;
                 let raw = pidfd.as_raw_fd();
-                if let Err(e) = os::epoll_ctl(
-                    sel.epfd.as_raw_fd(),
-                    libc::EPOLL_CTL_ADD,
-                    raw,
-                    events,
-                    proc_token(idx, gen),
-                ) {
+                let epfd = sel.epfd.as_raw_fd();
+                if let Err(e) =
+                    os::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, raw, events, proc_token(idx, gen))
+                {
                     self.remove_knote(idx);
                     return Err(errno(e));
                 }
             }
-            _ => {}
+            Kind::Timer { .. } | Kind::User { .. } | Kind::Fd => {}
         }
         if self.condition_holds(idx) {
             self.activate(idx);
         }
+        Ok(())
+    }
+
+    /// Puts the shared signal eventfd in this kqueue's epoll set, once.
+    fn watch_signals(&mut self, sel: &Selector) -> Outcome {
+        if self.signal_fd_registered {
+            return Ok(());
+        }
+        let wake = signals::wake_fd().map_err(errno)?;
+        // Edge-triggered: every kqueue gets an edge per delivery and nobody has to drain it.
+        let edge = (libc::EPOLLIN | libc::EPOLLET) as u32;
+        let token = internal_token(INTERNAL_SIGNAL);
+        os::epoll_ctl(sel.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, wake, edge, token)
+            .map_err(errno)?;
+        self.signal_fd_registered = true;
         Ok(())
     }
 
