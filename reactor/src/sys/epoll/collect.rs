@@ -37,7 +37,8 @@ impl Selector {
                 TOKEN_FD => state.fd_report(self, token, bits),
                 TOKEN_PROC => state.proc_report(token),
                 TOKEN_INTERNAL => match token & 0xffff_ffff {
-                    INTERNAL_TIMER => state.timer_fired = true,
+                    // Expired: the timerfd is disarmed now (as far as `sync` is concerned).
+                    INTERNAL_TIMER => state.armed = None,
                     INTERNAL_SIGNAL => state.signal_report(),
                     INTERNAL_INNER => self.harvest_inner(state),
                     // The wake eventfd only wakes; the ready queue holds the news.

@@ -157,8 +157,6 @@ struct State {
     rechecks: Vec<KnoteRef>,
     /// Some queued knote may be stale, so `recheck_stale` has work (saves a queue walk).
     maybe_stale: bool,
-    /// The timerfd fired: it stays readable until re-armed, so `sync` must re-arm it.
-    timer_fired: bool,
 }
 
 /// The kqueue of the Linux backend.
@@ -175,9 +173,11 @@ impl Selector {
         let epfd = os::epoll_create()?;
         let wake = os::eventfd()?;
         let timerfd = os::timerfd()?;
-        // Level-triggered: both stay readable for as long as their condition holds, which is
-        // what makes the kqueue's own fd readable when an event is pending.
+        // The wake eventfd is level-triggered: it keeps the kqueue's fd readable for as long as
+        // events are queued. The timerfd is edge-triggered: each expiry is reported once (and
+        // makes the kqueue's fd readable), and an expired timerfd needs no disarming call.
         let level_in = libc::EPOLLIN as u32;
+        let edge_in = (libc::EPOLLIN | libc::EPOLLET) as u32;
         os::epoll_ctl(
             epfd.as_raw_fd(),
             libc::EPOLL_CTL_ADD,
@@ -189,7 +189,7 @@ impl Selector {
             epfd.as_raw_fd(),
             libc::EPOLL_CTL_ADD,
             timerfd.as_raw_fd(),
-            level_in,
+            edge_in,
             internal_token(INTERNAL_TIMER),
         )?;
         Ok(Selector {
@@ -213,7 +213,6 @@ impl Selector {
                 verified: None,
                 pollfds: Vec::new(),
                 rechecks: Vec::new(),
-                timer_fired: false,
                 maybe_stale: false,
             }),
         })
@@ -377,8 +376,7 @@ impl Selector {
             state.woken = pending;
         }
         let earliest = state.earliest_timer();
-        if earliest != state.armed || state.timer_fired {
-            state.timer_fired = false;
+        if earliest != state.armed {
             // Arming cannot fail for a valid absolute time; should it, the next collect still
             // expires due timers when it runs, so nothing is lost but promptness.
             if os::timerfd_arm(&self.timerfd, earliest).is_ok() {
