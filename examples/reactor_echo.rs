@@ -110,7 +110,7 @@ pub fn serve(listener: TcpListener, max_conns: Option<usize>) -> io::Result<Stat
             }
             match event.filter() {
                 Filter::READ if event.ident() == server.listener_ident => server.accept_all(),
-                Filter::READ => server.on_readable(event.udata()),
+                Filter::READ => server.on_readable(event.udata(), event.is_eof()),
                 Filter::WRITE => server.on_writable(event.udata()),
                 Filter::TIMER => server.resume_accepting(),
                 _ => {}
@@ -140,6 +140,8 @@ struct Conn {
     write_knote: bool,
     /// An edge-triggered READ arrived that has not been drained yet (output was blocked).
     read_ready: bool,
+    /// A READ event carried `EV_EOF`: read to the end, since no further edge will come.
+    eof: bool,
 }
 
 /// What to do with a connection once the borrow of its slot has ended.
@@ -270,6 +272,7 @@ impl Server {
             sent: 0,
             write_knote: false,
             read_ready: false,
+            eof: false,
         });
         self.live += 1;
         self.stats.accepted += 1;
@@ -277,11 +280,12 @@ impl Server {
             .push(Kevent::read(fd, Flags::ADD | Flags::CLEAR, slot));
     }
 
-    fn on_readable(&mut self, slot: usize) {
+    fn on_readable(&mut self, slot: usize, eof: bool) {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             // Closed earlier in this batch of events.
             return;
         };
+        conn.eof |= eof;
         let next = echo(conn, &mut self.buf);
         self.then(slot, next);
     }
@@ -369,6 +373,10 @@ impl Server {
 
 /// Reads until `EWOULDBLOCK`, writing each chunk back; stops reading when the socket will not
 /// take the whole reply, keeping the rest in `conn.pending`.
+///
+/// A read shorter than the buffer emptied the socket's queue: with `EV_CLEAR`, anything that
+/// arrives later is a new edge, so the read that would only say `EWOULDBLOCK` is skipped (one
+/// system call less per round trip) — unless `EV_EOF` was seen, since no edge follows EOF.
 fn echo(conn: &mut Conn, buf: &mut [u8]) -> Next {
     if conn.sent < conn.pending.len() {
         // Output is blocked: remember the edge and drain it once the pending bytes are out.
@@ -403,6 +411,10 @@ fn echo(conn: &mut Conn, buf: &mut [u8]) -> Next {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Next::Close,
             }
+        }
+        if n < buf.len() && !conn.eof {
+            conn.read_ready = false;
+            return Next::Wait;
         }
     }
 }
