@@ -20,7 +20,6 @@
 //! macOS's `struct kevent` is `repr(packed(4))`, so no reference to one of its fields is ever
 //! taken: every field is read and written by value.
 
-use std::fmt;
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -361,36 +360,6 @@ impl RawKevent {
         }
     }
 }
-
-impl fmt::Debug for RawKevent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Through the by-value getters: a derived impl would take references to the fields,
-        // which macOS's packed layout forbids (and libc's struct has no `Debug` by default).
-        f.debug_struct("RawKevent")
-            .field("ident", &self.ident())
-            .field("filter", &self.filter())
-            .field("flags", &format_args!("{:#x}", self.flags()))
-            .field("fflags", &format_args!("{:#x}", self.fflags()))
-            .field("data", &self.data())
-            .field("udata", &format_args!("{:#x}", self.udata()))
-            .finish()
-    }
-}
-
-impl PartialEq for RawKevent {
-    /// Field by field over the six interface fields, like the shim's derived impl; FreeBSD's
-    /// `ext` words are not part of the interface and are ignored.
-    fn eq(&self, other: &RawKevent) -> bool {
-        self.ident() == other.ident()
-            && self.filter() == other.filter()
-            && self.flags() == other.flags()
-            && self.fflags() == other.fflags()
-            && self.data() == other.data()
-            && self.udata() == other.udata()
-    }
-}
-
-impl Eq for RawKevent {}
 
 /// The type kevent(2) takes its list lengths in: `size_t` on NetBSD, `int` elsewhere.
 #[cfg(target_os = "netbsd")]

@@ -58,7 +58,7 @@ pub(crate) fn timer_fflags(unit: TimerUnit, amount: i64, absolute: bool) -> (u32
 }
 
 /// The shim's kevent record: the fields of FreeBSD's `struct kevent` without `ext`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 #[repr(C)]
 pub(crate) struct RawKevent {
     ident: usize,

@@ -104,12 +104,7 @@ impl State {
             return Ok(());
         }
         let kn = &mut self.knotes[idx];
-        if flags & EV_ENABLE != 0 {
-            kn.disabled = false;
-        } else if flags & EV_DISABLE != 0 {
-            kn.disabled = true;
-        }
-        kn.udata = change.udata();
+        kn.take_change(change);
         kn.sfflags = change.fflags();
         kn.sdata = change.data();
         if !kn.disabled {
@@ -282,12 +277,7 @@ impl State {
             return Ok(());
         }
         let kn = &mut self.knotes[idx];
-        if flags & EV_ENABLE != 0 {
-            kn.disabled = false;
-        } else if flags & EV_DISABLE != 0 {
-            kn.disabled = true;
-        }
-        kn.udata = change.udata();
+        kn.take_change(change);
         match kn.kind {
             Kind::User { .. } => self.touch_user(idx, change),
             Kind::Timer { .. } if flags & EV_ADD != 0 => {

@@ -2,7 +2,7 @@
 
 use std::os::fd::OwnedFd;
 
-use super::abi::{EV_CLEAR, EV_DISPATCH, EV_ONESHOT, EV_RECEIPT};
+use super::abi::{RawKevent, EV_CLEAR, EV_DISABLE, EV_DISPATCH, EV_ENABLE, EV_ONESHOT, EV_RECEIPT};
 
 /// The flags a knote keeps from its creating change and returns in its events.
 pub(super) const KEPT_FLAGS: u16 = EV_ONESHOT | EV_CLEAR | EV_DISPATCH | EV_RECEIPT;
@@ -75,6 +75,18 @@ impl Knote {
             eof: false,
             kind,
         }
+    }
+
+    /// What every change to an existing knote does before its filter looks at it (FreeBSD's
+    /// `kqueue_register`): `EV_ENABLE`/`EV_DISABLE`, and the new `udata` — always replaced.
+    pub(super) fn take_change(&mut self, change: &RawKevent) {
+        let flags = change.flags();
+        if flags & EV_ENABLE != 0 {
+            self.disabled = false;
+        } else if flags & EV_DISABLE != 0 {
+            self.disabled = true;
+        }
+        self.udata = change.udata();
     }
 
     /// Edge-triggered: `EV_CLEAR`.
