@@ -21,6 +21,11 @@ fn bad_fd_is_ebadf() {
         Kevent::write(BAD_FD, Flags::ADD, 0),
         Kevent::read(-1, Flags::ADD, 0),
         Kevent::read(BAD_FD, Flags::DELETE, 0),
+        // The largest fd numbers: refused without the reactor sizing anything by them.
+        Kevent::read(i32::MAX, Flags::DELETE, 0),
+        Kevent::write(i32::MAX, Flags::ENABLE, 0),
+        Kevent::read(i32::MAX, Flags::DISABLE, 0),
+        Kevent::read(i32::MAX, Flags::ADD, 0),
     ] {
         let events = submit(&kq, &[change], 4, Some(Duration::ZERO)).unwrap();
         assert_eq!(events.len(), 1, "{change:?}: {events:?}");

@@ -50,7 +50,7 @@ impl State {
         } else if sel.exact {
             self.check_identity(fd)?;
         }
-        let existing = *self.fd_entry(fd).slot(filter);
+        let existing = self.entry(fd).get(filter);
         let idx = match existing {
             Some(idx) => idx,
             None => {
@@ -88,7 +88,7 @@ impl State {
         };
         if flags & EV_DELETE != 0 {
             self.remove_knote(idx);
-            let entry = *self.fd_entry(fd);
+            let entry = self.entry(fd);
             if entry.is_empty() && entry.gen != 0 {
                 // The last knote of the fd: stop the kernel reporting it. A closed fd (EBADF)
                 // or a number now naming another file (ENOENT) means kqueue would have dropped
@@ -143,7 +143,7 @@ impl State {
         ) {
             Ok(()) => true,
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                if self.fd_entry(fd).gen != 0 {
+                if self.entry(fd).gen != 0 {
                     false
                 } else {
                     // Registered, but under a token we no longer honour (the file came back to
@@ -162,7 +162,7 @@ impl State {
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
                 // Regular files and directories: epoll refuses them, kqueue treats them as
                 // always evaluable. Knotes of an earlier, pollable file at this number are gone.
-                let entry = *self.fd_entry(fd);
+                let entry = self.entry(fd);
                 if entry.gen != 0 || entry.class != FdClass::Regular {
                     self.drop_fd(fd);
                 }
@@ -177,7 +177,7 @@ impl State {
             Err(e) => return Err(errno(e)),
         };
         if fresh {
-            if !self.fd_entry(fd).is_empty() {
+            if !self.entry(fd).is_empty() {
                 // Knotes of the file that had this number before: it is gone.
                 self.drop_fd(fd);
             }
@@ -198,7 +198,7 @@ impl State {
     /// were registered on (closed, or closed and reused), drop them as kqueue did at close and
     /// say so as kqueue would (`EBADF` for a closed fd, `ENOENT` for a reused number).
     fn check_identity(&mut self, fd: RawFd) -> Outcome {
-        let entry = *self.fd_entry(fd);
+        let entry = self.entry(fd);
         let Some(registered) = entry.id else {
             return Ok(());
         };
@@ -218,7 +218,7 @@ impl State {
     /// Gives WRITE a registration of its own (in the inner epoll) when the fd's READ and WRITE
     /// knotes differ in mode, so an edge on one side never reports the other (trap 1).
     fn split_if_modes_differ(&mut self, sel: &Selector, fd: RawFd) -> Outcome {
-        let entry = *self.fd_entry(fd);
+        let entry = self.entry(fd);
         let (Some(r), Some(w)) = (entry.read, entry.write) else {
             return Ok(());
         };

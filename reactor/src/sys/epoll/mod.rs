@@ -121,6 +121,14 @@ impl FdEntry {
         }
     }
 
+    fn get(&self, filter: i32) -> Option<usize> {
+        if filter == EVFILT_READ {
+            self.read
+        } else {
+            self.write
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.read.is_none() && self.write.is_none()
     }
@@ -402,6 +410,14 @@ impl State {
             .is_some_and(|kn| kn.gen == gen && kn.queued)
     }
 
+    /// What is known of `fd` (nothing, for a number never registered). Never grows the table,
+    /// so a bogus fd in a change costs nothing.
+    fn entry(&self, fd: RawFd) -> FdEntry {
+        self.fds.get(fd as usize).copied().unwrap_or(FdEntry::EMPTY)
+    }
+
+    /// The table slot of `fd`, grown to hold it. Only for fds the kernel just accepted (so the
+    /// table is bounded by the fd limit), or that already have knotes.
     fn fd_entry(&mut self, fd: RawFd) -> &mut FdEntry {
         let i = fd as usize;
         if i >= self.fds.len() {
@@ -466,11 +482,13 @@ impl State {
 
     /// Forgets every knote of `fd`: its file was closed (kqueue drops knotes on close).
     fn drop_fd(&mut self, fd: RawFd) {
-        let entry = *self.fd_entry(fd);
+        let entry = self.entry(fd);
         for idx in [entry.read, entry.write].into_iter().flatten() {
             self.remove_knote(idx);
         }
-        *self.fd_entry(fd) = FdEntry::EMPTY;
+        if let Some(slot) = self.fds.get_mut(fd as usize) {
+            *slot = FdEntry::EMPTY;
+        }
     }
 }
 
