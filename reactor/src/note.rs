@@ -26,6 +26,10 @@ pub const LOWAT: u32 = sys::NOTE_LOWAT;
 
 /// `EVFILT_PROC`: the process exited; `data` is its wait status.
 pub const EXIT: u32 = sys::NOTE_EXIT;
+/// `EVFILT_PROC`: with `EXIT`, asks macOS to put the exit status in `data`, which it does only
+/// for the caller's children (it refuses the bit for others). 0 on every other platform, where
+/// `EXIT` alone carries the status: so `EXIT | EXITSTATUS` on a child is portable.
+pub const EXITSTATUS: u32 = sys::NOTE_EXITSTATUS;
 /// `EVFILT_PROC`: the process forked (native backends only).
 pub const FORK: u32 = sys::NOTE_FORK;
 /// `EVFILT_PROC`: the process called exec (native backends only).

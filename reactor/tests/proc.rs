@@ -61,7 +61,12 @@ fn note_exit_reports_the_wait_status_and_does_not_reap() {
     let pid = child.id();
     register(
         &kq,
-        &[Kevent::proc(pid as i32, Flags::ADD, note::EXIT, 0x9D)],
+        &[Kevent::proc(
+            pid as i32,
+            Flags::ADD,
+            note::EXIT | note::EXITSTATUS,
+            0x9D,
+        )],
     );
     assert!(
         wait(&kq, 8, Some(QUIET)).is_empty(),
@@ -94,7 +99,15 @@ fn note_exit_for_a_child_that_already_exited() {
         .expect("spawn sh");
     let pid = child.id();
     wait_exited_not_reaped(pid);
-    register(&kq, &[Kevent::proc(pid as i32, Flags::ADD, note::EXIT, 1)]);
+    register(
+        &kq,
+        &[Kevent::proc(
+            pid as i32,
+            Flags::ADD,
+            note::EXIT | note::EXITSTATUS,
+            1,
+        )],
+    );
     let ev = exit_event(&kq, pid);
     assert_eq!(ExitStatus::from_raw(ev.data() as i32).code(), Some(3));
     assert_eq!(child.wait().unwrap().code(), Some(3));
@@ -105,7 +118,15 @@ fn note_exit_of_a_killed_child_reports_the_signal() {
     let kq = kq();
     let mut child = gated_child(0);
     let pid = child.id();
-    register(&kq, &[Kevent::proc(pid as i32, Flags::ADD, note::EXIT, 2)]);
+    register(
+        &kq,
+        &[Kevent::proc(
+            pid as i32,
+            Flags::ADD,
+            note::EXIT | note::EXITSTATUS,
+            2,
+        )],
+    );
     child.kill().unwrap();
     let ev = exit_event(&kq, pid);
     let status = ExitStatus::from_raw(ev.data() as i32);
@@ -213,8 +234,24 @@ fn every_kqueue_watching_a_child_gets_its_exit() {
     let kq2 = kq();
     let mut child = gated_child(6);
     let pid = child.id();
-    register(&kq1, &[Kevent::proc(pid as i32, Flags::ADD, note::EXIT, 1)]);
-    register(&kq2, &[Kevent::proc(pid as i32, Flags::ADD, note::EXIT, 2)]);
+    register(
+        &kq1,
+        &[Kevent::proc(
+            pid as i32,
+            Flags::ADD,
+            note::EXIT | note::EXITSTATUS,
+            1,
+        )],
+    );
+    register(
+        &kq2,
+        &[Kevent::proc(
+            pid as i32,
+            Flags::ADD,
+            note::EXIT | note::EXITSTATUS,
+            2,
+        )],
+    );
     drop(child.stdin.take());
     for (kq, udata) in [(&kq1, 1), (&kq2, 2)] {
         let ev = exit_event(kq, pid);

@@ -207,7 +207,12 @@ fn proc_fork_notes_are_accepted_but_only_exit_is_reported_on_the_shim() {
     let kq = Kqueue::new().unwrap();
     add(
         &kq,
-        Kevent::proc(child.id() as i32, Flags::ADD, note::EXIT | note::FORK, 5),
+        Kevent::proc(
+            child.id() as i32,
+            Flags::ADD,
+            note::EXIT | note::EXITSTATUS | note::FORK,
+            5,
+        ),
     );
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let mut seen_exit = false;

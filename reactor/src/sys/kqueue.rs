@@ -99,6 +99,14 @@ pub(crate) const NOTE_LOWAT: u32 = libc::NOTE_LOWAT;
 /// kernel refuses that bit (`EACCES`) for a process that is not the caller's child; so it is not
 /// folded in here, which would make watching any other process fail.
 pub(crate) const NOTE_EXIT: u32 = libc::NOTE_EXIT;
+/// `EVFILT_PROC`, macOS: put the exit status in `data` (children only); 0 elsewhere, where
+/// `NOTE_EXIT` always carries it.
+#[cfg(target_vendor = "apple")]
+pub(crate) const NOTE_EXITSTATUS: u32 = libc::NOTE_EXITSTATUS;
+/// `EVFILT_PROC`, macOS: put the exit status in `data` (children only); 0 elsewhere, where
+/// `NOTE_EXIT` always carries it.
+#[cfg(not(target_vendor = "apple"))]
+pub(crate) const NOTE_EXITSTATUS: u32 = 0;
 /// `EVFILT_PROC`: the process forked.
 pub(crate) const NOTE_FORK: u32 = libc::NOTE_FORK;
 /// `EVFILT_PROC`: the process called exec.

@@ -30,6 +30,8 @@ pub(crate) const NOTE_FFCTRLMASK: u32 = 0xc000_0000;
 pub(crate) const NOTE_FFLAGSMASK: u32 = 0x00ff_ffff;
 pub(crate) const NOTE_LOWAT: u32 = 0x0001;
 pub(crate) const NOTE_EXIT: u32 = 0x8000_0000;
+/// macOS only; the shim, like FreeBSD, always reports the exit status with `NOTE_EXIT`.
+pub(crate) const NOTE_EXITSTATUS: u32 = 0;
 pub(crate) const NOTE_FORK: u32 = 0x4000_0000;
 pub(crate) const NOTE_EXEC: u32 = 0x2000_0000;
 pub(crate) const NOTE_SECONDS: u32 = 0x0001;
