@@ -101,3 +101,20 @@ fn clear_drops_queued_changes() {
     );
     assert_eq!(receipt(&kq, Kevent::trigger(1, 0)), i64::from(libc::ENOENT));
 }
+
+#[test]
+fn add_delete_add_of_one_fd_in_one_list_leaves_a_working_knote() {
+    let kq = kq();
+    let (a, b) = unix_pair();
+    let changes = [
+        Kevent::read(&a, Flags::ADD, 1),
+        Kevent::read(&a, Flags::DELETE, 0),
+        Kevent::read(&a, Flags::ADD, 2),
+    ];
+    assert!(submit(&kq, &changes, 4, Some(Duration::ZERO))
+        .unwrap()
+        .is_empty());
+    put(&b, 3);
+    let ev = wait_for(&kq, id(&a), Filter::READ);
+    assert_eq!((ev.udata(), ev.data()), (2, 3));
+}

@@ -94,6 +94,8 @@ impl State {
                 // or a number now naming another file (ENOENT) means kqueue would have dropped
                 // the knote at close already, and says so the same way.
                 *self.fd_entry(fd) = FdEntry::EMPTY;
+                // A later change in this list must register it again.
+                self.verified = None;
                 if let (true, Some(inner)) = (entry.split, &self.inner) {
                     // Best effort: a stale inner registration only ever yields dropped reports.
                     let _ = os::epoll_ctl(inner.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0, 0);

@@ -489,6 +489,9 @@ impl State {
         if let Some(slot) = self.fds.get_mut(fd as usize) {
             *slot = FdEntry::EMPTY;
         }
+        if self.verified.is_some_and(|(verified, _)| verified == fd) {
+            self.verified = None;
+        }
     }
 }
 
