@@ -14,6 +14,8 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -80,6 +82,29 @@ fn round_trip(stream: &mut TcpStream, message: &[u8]) {
 }
 
 /// Reads until EOF (bounded by the socket's read timeout) and returns how much came.
+fn set_rcvbuf(stream: &TcpStream, bytes: libc::c_int) {
+    // SAFETY: SO_RCVBUF reads one int from the pointer, whose length is given.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUF: {}", io::Error::last_os_error());
+}
+
+/// Bytes waiting in `stream`'s receive queue.
+fn queued(stream: &TcpStream) -> libc::c_int {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which is live.
+    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD: {}", io::Error::last_os_error());
+    n
+}
+
 fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
     let mut all = Vec::new();
     stream.read_to_end(&mut all).expect("read until EOF");
@@ -123,17 +148,38 @@ fn large_echo_goes_through_the_pending_buffer() {
     let (addr, server) = start(1);
 
     let mut reader = connect(addr);
+    // A small, fixed receive buffer (it also turns autotuning off): the echo path holds little,
+    // so the server's writes must block long before 32 MiB went through.
+    set_rcvbuf(&reader, 64 << 10);
     let mut writer = reader.try_clone().expect("try_clone");
-    let sender = thread::spawn(move || {
-        let data = pattern(7, LEN);
-        for chunk in data.chunks(1 << 20) {
-            writer.write_all(chunk).expect("send the large message");
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sender = thread::spawn({
+        let sent = Arc::clone(&sent);
+        move || {
+            let data = pattern(7, LEN);
+            for chunk in data.chunks(64 << 10) {
+                writer.write_all(chunk).expect("send the large message");
+                sent.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
+            // Half-close: the server drains, echoes the rest, then sees EOF and closes.
+            writer.shutdown(Shutdown::Write).expect("shutdown(Write)");
         }
-        // Half-close: the server drains, echoes the rest, then sees EOF and closes.
-        writer.shutdown(Shutdown::Write).expect("shutdown(Write)");
     });
-    // Start reading late so the echo path backs up all the way to the server.
-    thread::sleep(Duration::from_millis(300));
+    // Start reading only once the echo path is stuck: neither the sender's progress nor the
+    // bytes waiting for the reader have moved for a while. The server then has data to read
+    // and nowhere to write it, so its writes have blocked, not merely lagged behind on a busy
+    // machine. (Bounded: after 20 s read anyway, and the assertion below says what went wrong.)
+    let started = Instant::now();
+    let mut last = (usize::MAX, -1, Instant::now());
+    while started.elapsed() < Duration::from_secs(20) {
+        let now = (sent.load(Ordering::SeqCst), queued(&reader));
+        if (now.0, now.1) != (last.0, last.1) {
+            last = (now.0, now.1, Instant::now());
+        } else if last.2.elapsed() >= Duration::from_millis(500) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
     let back = read_to_eof(&mut reader);
     sender.join().expect("the sending thread failed");
 
