@@ -51,7 +51,9 @@ impl Kqueue {
     /// Applies `changes` and reports the first that failed, without collecting events.
     ///
     /// A convenience over [`kevent`](Kqueue::kevent): each change is sent with `EV_RECEIPT`, so
-    /// every change is applied (or refused) and none waits.
+    /// every change is applied (or refused) and none waits. As in kqueue(2), a knote created
+    /// this way keeps `EV_RECEIPT` and returns it in the flags of its events; compare flags
+    /// with `contains`, or register through `kevent` when exact flags matter.
     pub fn apply(&self, changes: &[Kevent]) -> io::Result<()> {
         let with_receipt: Vec<Kevent> = changes
             .iter()

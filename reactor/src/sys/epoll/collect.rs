@@ -66,6 +66,7 @@ impl Selector {
 
     /// One pass over the ready queue: returns how many events were written to `events`.
     pub(super) fn scan(&self, state: &mut State, events: &mut [Kevent]) -> usize {
+        state.identity_checked = None;
         state.expire_timers();
         if !state.regular.is_empty() {
             state.eval_regular();
@@ -190,19 +191,13 @@ impl State {
         }
     }
 
-    /// Regular files have no readiness events: their knotes are evaluated at every collect.
+    /// Regular files have no readiness events: every enabled knote on one goes on the queue at
+    /// each collect, and delivery measures it once (`fd_event_data`) and drops it if the file
+    /// has nothing to report.
     fn eval_regular(&mut self) {
         for i in 0..self.regular.len() {
             let idx = self.regular[i];
-            let kn = &self.knotes[idx];
-            if kn.queued || kn.disabled {
-                continue;
-            }
-            let ready = kn.filter == EVFILT_WRITE || {
-                let remaining = fdinfo::regular_remaining(kn.ident as RawFd);
-                remaining > 0 && !(kn.is_clear() && remaining == kn.data)
-            };
-            if ready {
+            if !self.knotes[idx].queued {
                 self.activate(idx);
             }
         }
@@ -362,11 +357,14 @@ impl State {
         };
         let lowat = sfflags & NOTE_LOWAT != 0;
         let mut class = entry.class;
-        if exact && entry.id.is_some() {
+        if exact && entry.id.is_some() && self.identity_checked != Some(fd) {
             // The fd number may have been closed and reused without EV_DELETE while the old
             // file lives on through a dup: epoll still reports the old file, kqueue would not.
             match fdinfo::identify(fd) {
-                Some((id, c)) if Some(id) == entry.id => class = c,
+                Some((id, c)) if Some(id) == entry.id => {
+                    class = c;
+                    self.identity_checked = Some(fd);
+                }
                 _ => {
                     self.drop_fd(fd);
                     return None;

@@ -29,7 +29,9 @@ pub(super) struct Knote {
     /// Filter input: `fflags` and `data` of the registering change.
     pub(super) sfflags: u32,
     pub(super) sdata: i64,
-    /// Pending output: expirations, signal deliveries, the exit status.
+    /// Timers and signals: the expirations or deliveries not yet reported; PROC: the exit
+    /// status; fd knotes: the `data` last delivered (an `EV_CLEAR` regular file fires again
+    /// only when it changes).
     pub(super) data: i64,
     /// The condition is final (peer closed, process exited).
     pub(super) eof: bool,

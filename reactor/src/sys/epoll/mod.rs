@@ -165,6 +165,9 @@ struct State {
     rechecks: Vec<KnoteRef>,
     /// Some queued knote may be stale, so `recheck_stale` has work (saves a queue walk).
     maybe_stale: bool,
+    /// The fd whose identity this scan already checked (exact mode): READ and WRITE of one fd
+    /// are queued together, so their deliveries share one `fstat`.
+    identity_checked: Option<RawFd>,
 }
 
 /// The kqueue of the Linux backend.
@@ -222,6 +225,7 @@ impl Selector {
                 pollfds: Vec::new(),
                 rechecks: Vec::new(),
                 maybe_stale: false,
+                identity_checked: None,
             }),
         })
     }
@@ -452,6 +456,9 @@ impl State {
     /// Removes a knote and everything that points at it (queue entries die by generation).
     fn remove_knote(&mut self, idx: usize) {
         let kn = self.knotes.remove(idx);
+        if !matches!(kn.kind, knote::Kind::Fd) {
+            self.idents.remove(&(kn.filter, kn.ident));
+        }
         match kn.kind {
             knote::Kind::Fd => {
                 let fd = kn.ident as RawFd;
@@ -461,22 +468,14 @@ impl State {
                     self.regular.retain(|&i| i != idx);
                 }
             }
-            knote::Kind::Timer { seq, .. } => {
-                self.idents.remove(&(kn.filter, kn.ident));
-                if seq != 0 {
-                    let knotes = &self.knotes;
-                    self.timers
-                        .cancelled(|seq, idx| timer_is_current(knotes, seq, idx));
-                }
+            knote::Kind::Timer { seq, .. } if seq != 0 => {
+                let knotes = &self.knotes;
+                self.timers
+                    .cancelled(|seq, idx| timer_is_current(knotes, seq, idx));
             }
-            knote::Kind::Signal { .. } => {
-                self.idents.remove(&(kn.filter, kn.ident));
-                self.signal_knotes.retain(|&i| i != idx);
-            }
+            knote::Kind::Signal { .. } => self.signal_knotes.retain(|&i| i != idx),
             // Closing the pidfd (dropping `kn`) also removes it from the epoll set.
-            knote::Kind::User { .. } | knote::Kind::Proc { .. } => {
-                self.idents.remove(&(kn.filter, kn.ident));
-            }
+            knote::Kind::Timer { .. } | knote::Kind::User { .. } | knote::Kind::Proc { .. } => {}
         }
     }
 
