@@ -3,7 +3,10 @@
 //! # Design
 //!
 //! ```text
-//!   executor, net            (later: tasks, wakers, TcpListener/TcpStream)
+//!   your tasks               #[knote::main], knote::spawn, knote::time::sleep, AsyncFd
+//!        │  futures woken by triggered kevents: udata → slot → waker, O(1), no hashing
+//!   knote::runtime           current-thread, multi-thread (a kqueue per worker), embedding,
+//!        │                   blocking pool                    (the `knote-executor` crate)
 //!        │  change list in, event list out
 //!   knote::reactor           kqueue's model, one system call per wait on native kqueue
 //!        │
@@ -20,9 +23,20 @@
 //! - **Native where kqueue exists, a shim where it does not.** On the BSDs and macOS the change
 //!   and event slices go to the kernel as they are. On Linux an epoll-based shim reproduces
 //!   FreeBSD's semantics (the reference), and documents the few places where it cannot.
-//! - **Executor and networking come later**, built on the reactor alone, so everything they do
-//!   can also be written by hand against [`reactor`] (see `examples/reactor_echo.rs`, a C-style
-//!   echo server that serves as the hand-written baseline in benchmarks).
+//! - **The executor** ([`runtime`], [`task`], [`time`], [`io`]) polls futures woken by those
+//!   events: every registration's `udata` names a slot holding its wakers, every timer is an
+//!   EVFILT_TIMER knote, and a sleeping runtime thread is woken by one EVFILT_USER trigger.
+//!
+//! ```
+//! #[knote::main(flavor = "current_thread")]
+//! async fn main() {
+//!     let task = knote::spawn(async {
+//!         knote::time::sleep(std::time::Duration::from_millis(1)).await;
+//!         6 * 7
+//!     });
+//!     assert_eq!(task.await.unwrap(), 42);
+//! }
+//! ```
 //!
 //! # Example
 //!
@@ -56,6 +70,17 @@
 /// Kevent, Filter, Flags, TimerUnit, RawIdent}`, and the `NOTE_*` constants as
 /// `knote::reactor::note`.
 pub use knote_reactor as reactor;
+
+pub use knote_executor::{io, runtime, sync, task, time};
+pub use knote_executor::{spawn, spawn_blocking, spawn_local, JoinError, JoinHandle, Runtime};
+
+/// Runs an `async fn main` on a knote runtime (multi-thread unless `flavor = "current_thread"`;
+/// `worker_threads = N` sets the worker count).
+pub use knote_macros::main;
+
+/// Runs an `async fn` test on a knote runtime (current-thread unless
+/// `flavor = "multi_thread"`).
+pub use knote_macros::test;
 
 // The README's code blocks are compiled and run as doctests, so the tour it shows stays true.
 #[cfg(doctest)]

@@ -1,0 +1,387 @@
+//! The driver: one kqueue, the slot arena its events lead into, and the change list that rides
+//! along with its next wait.
+//!
+//! A runtime thread calls [`Driver::turn`] to wait; each event's `udata` is a [`Token`] that
+//! names a slot; the slot's readiness is set and the waker parked there is woken, which
+//! schedules the task. Cross-thread wake-ups of a sleeping thread are one EVFILT_USER knote
+//! (`NOTE_TRIGGER`), sent only by whoever finds the thread asleep (the runtimes coalesce them).
+//!
+//! Changes: I/O registrations are applied at once (the caller wants to know whether the fd can
+//! be registered at all, EBADF included). Timer changes go into [`Driver`]'s pending list and
+//! ride along with the next `kevent` of the thread that drives this kqueue; when someone else
+//! queues a change (a timer dropped on another worker, a `sleep` polled outside the runtime's
+//! threads), it flushes the list itself, because the driving thread may be asleep.
+
+pub(crate) mod slots;
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use knote_reactor::{note, Filter, Flags, Kevent, Kqueue};
+
+use slots::Slots;
+pub(crate) use slots::{ready, Slot, Snapshot, Token};
+
+use crate::runtime::context;
+
+/// `udata` of the driver's own EVFILT_USER knote (ident 0): never a valid token, whose
+/// generation would have to be 2^32 - 1 with index 2^32 - 1.
+const WAKE_UDATA: usize = usize::MAX;
+const WAKE_IDENT: usize = 0;
+
+/// A change waiting for the next `kevent` of this driver.
+enum Pending {
+    /// Arm (or re-arm) the timer of a slot to fire at an instant. Made relative when submitted,
+    /// so the time it waited in the list is not added to the sleep.
+    Timer { token: Token, deadline: Instant },
+    /// Delete the timer of a slot, then release the slot (not before: a new owner of the index
+    /// would reuse the knote's ident, and the delete must not hit the new owner's timer).
+    DeleteTimer { token: Token },
+}
+
+/// See the module docs.
+pub(crate) struct Driver {
+    kq: Kqueue,
+    slots: Slots,
+    pending: Mutex<Vec<Pending>>,
+    has_pending: AtomicBool,
+}
+
+/// What a call to [`Driver::turn`] saw.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Turn {
+    /// Events handled (wake-up trigger included).
+    pub(crate) events: usize,
+    /// Whether the driver's wake-up knote fired.
+    pub(crate) woken: bool,
+}
+
+impl Driver {
+    pub(crate) fn new() -> io::Result<Driver> {
+        // Readiness is all an executor needs: the shim then skips the per-event `data`
+        // measurements (see the reactor's `KqueueBuilder::exact_data`).
+        let kq = Kqueue::builder().exact_data(false).build()?;
+        kq.apply(&[Kevent::user(
+            WAKE_IDENT,
+            Flags::ADD | Flags::CLEAR,
+            0,
+            WAKE_UDATA,
+        )])?;
+        Ok(Driver {
+            kq,
+            slots: Slots::new(),
+            pending: Mutex::new(Vec::new()),
+            has_pending: AtomicBool::new(false),
+        })
+    }
+
+    /// The kqueue (for its pollable fd).
+    pub(crate) fn kqueue(&self) -> &Kqueue {
+        &self.kq
+    }
+
+    /// Wakes whoever waits in [`turn`](Driver::turn) (or makes the next wait return at once).
+    pub(crate) fn wake(&self) {
+        let trigger = Kevent::trigger(WAKE_IDENT, WAKE_UDATA);
+        // A trigger on our own knote fails only if the kqueue itself is gone; the waiter then
+        // has nothing to wait on either.
+        let _ = self.kq.kevent(&[trigger], &mut [], Some(Duration::ZERO));
+    }
+
+    pub(crate) fn slot(&self, token: Token) -> &Slot {
+        self.slots
+            .get(token.index())
+            .expect("a live token names an allocated slot")
+    }
+
+    pub(crate) fn alloc(&self) -> (Token, &Slot) {
+        self.slots.alloc()
+    }
+
+    /// Applies `changes` now, all of them, and returns the first failure.
+    pub(crate) fn apply_now(&self, changes: &mut [Kevent]) -> io::Result<()> {
+        let mut results = [Kevent::zeroed(); 4];
+        assert!(changes.len() <= results.len());
+        for c in changes.iter_mut() {
+            *c = c.with_flags(c.flags() | Flags::RECEIPT);
+        }
+        let n = self
+            .kq
+            .kevent(changes, &mut results[..changes.len()], Some(Duration::ZERO))?;
+        match results[..n].iter().find_map(Kevent::error) {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    /// Registers fd readiness knotes for a new slot. READ and WRITE go in one change list, both
+    /// EV_CLEAR (edge-triggered: one event per new readiness, which the slot's bits remember
+    /// until an operation reports EAGAIN).
+    pub(crate) fn register_fd(&self, fd: i32, read: bool, write: bool) -> io::Result<Token> {
+        let (token, _) = self.alloc();
+        let mut changes = [Kevent::zeroed(); 2];
+        let mut n = 0;
+        let flags = Flags::ADD | Flags::CLEAR;
+        if read {
+            changes[n] = Kevent::read(fd, flags, token.udata());
+            n += 1;
+        }
+        if write {
+            changes[n] = Kevent::write(fd, flags, token.udata());
+            n += 1;
+        }
+        match self.apply_now(&mut changes[..n]) {
+            Ok(()) => Ok(token),
+            Err(err) => {
+                // One of the two may have been added: delete both, ignore what was not there.
+                self.deregister_fd(fd, token, read, write);
+                Err(err)
+            }
+        }
+    }
+
+    /// Registers any other knote (signal, process, user, vnode) for a new slot.
+    pub(crate) fn register_other(&self, change: Kevent) -> io::Result<Token> {
+        let (token, _) = self.alloc();
+        let mut changes = [change.with_udata(token.udata())];
+        match self.apply_now(&mut changes) {
+            Ok(()) => Ok(token),
+            Err(err) => {
+                self.slots.release(token);
+                Err(err)
+            }
+        }
+    }
+
+    /// Deletes an fd's knotes and releases the slot. Call before the fd is closed.
+    pub(crate) fn deregister_fd(&self, fd: i32, token: Token, read: bool, write: bool) {
+        let mut changes = [Kevent::zeroed(); 2];
+        let mut n = 0;
+        if read {
+            changes[n] = Kevent::read(fd, Flags::DELETE, 0);
+            n += 1;
+        }
+        if write {
+            changes[n] = Kevent::write(fd, Flags::DELETE, 0);
+            n += 1;
+        }
+        // ENOENT / EBADF are fine: the knote is gone either way.
+        let _ = self.apply_now(&mut changes[..n]);
+        self.slots.release(token);
+    }
+
+    /// Deletes a knote registered with [`register_other`](Driver::register_other) and
+    /// releases the slot.
+    pub(crate) fn deregister_other(&self, change: Kevent, token: Token) {
+        let mut changes = [change.with_flags(Flags::DELETE)];
+        let _ = self.apply_now(&mut changes);
+        self.slots.release(token);
+    }
+
+    /// Arms the timer of `token`'s slot for `deadline` (EV_ADD on an armed one re-arms it).
+    pub(crate) fn arm_timer(&self, token: Token, deadline: Instant) {
+        self.queue(Pending::Timer { token, deadline });
+    }
+
+    /// Cancels the timer of `token`'s slot and releases the slot once the delete is applied.
+    pub(crate) fn cancel_timer(&self, token: Token) {
+        self.queue(Pending::DeleteTimer { token });
+    }
+
+    /// Releases a slot whose knotes are already gone (a fired one-shot timer).
+    pub(crate) fn release(&self, token: Token) {
+        self.slots.release(token);
+    }
+
+    fn queue(&self, change: Pending) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(change);
+        self.has_pending.store(true, Ordering::Release);
+        if !context::drives(self) {
+            // The thread that drives this kqueue may be asleep in it: apply the list now.
+            self.flush();
+        }
+    }
+
+    /// Applies the pending changes without collecting any event: every change carries
+    /// EV_RECEIPT and the event list has exactly one entry per change, so kevent returns the
+    /// receipts and nothing else. (Collecting here could swallow the wake-up trigger meant for
+    /// the thread asleep in this kqueue.)
+    fn flush(&self) {
+        let mut changes = Vec::new();
+        let mut releases = Vec::new();
+        self.take_pending(&mut changes, &mut releases);
+        if !changes.is_empty() {
+            for c in changes.iter_mut() {
+                *c = c.with_flags(c.flags() | Flags::RECEIPT);
+            }
+            let mut receipts = vec![Kevent::zeroed(); changes.len()];
+            // Failures (a delete of a timer that already fired) are expected and harmless.
+            let _ = self
+                .kq
+                .kevent(&changes, &mut receipts, Some(Duration::ZERO));
+        }
+        for token in releases {
+            self.slots.release(token);
+        }
+    }
+
+    /// Takes the pending changes as kevents (timers made relative to now), and the slots to
+    /// release once they are applied.
+    fn take_pending(&self, changes: &mut Vec<Kevent>, releases: &mut Vec<Token>) {
+        if !self.has_pending.load(Ordering::Acquire) {
+            return;
+        }
+        let list = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            self.has_pending.store(false, Ordering::Release);
+            std::mem::take(&mut *pending)
+        };
+        if list.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for change in list {
+            match change {
+                Pending::Timer { token, deadline } => {
+                    // At least 1 ns: a zero interval means "no timer" to some kqueues.
+                    let ns = deadline
+                        .saturating_duration_since(now)
+                        .as_nanos()
+                        .clamp(1, i64::MAX as u128) as i64;
+                    changes.push(Kevent::new(
+                        token.index() as usize,
+                        Filter::TIMER,
+                        Flags::ADD | Flags::ONESHOT,
+                        note::NSECONDS,
+                        ns,
+                        token.udata(),
+                    ));
+                }
+                Pending::DeleteTimer { token } => {
+                    changes.push(Kevent::new(
+                        token.index() as usize,
+                        Filter::TIMER,
+                        Flags::DELETE,
+                        0,
+                        0,
+                        0,
+                    ));
+                    releases.push(token);
+                }
+            }
+        }
+    }
+
+    /// Submits pending changes and waits up to `timeout` for events, then dispatches them:
+    /// readiness bits set, wakers woken. `events` is the caller's event list (one per thread,
+    /// so several threads may turn one driver at once).
+    pub(crate) fn turn(
+        &self,
+        events: &mut [Kevent],
+        timeout: Option<Duration>,
+    ) -> io::Result<Turn> {
+        let mut changes = Vec::new();
+        let mut releases = Vec::new();
+        self.take_pending(&mut changes, &mut releases);
+        // A failed change takes an entry of the event list; with no room left kevent would stop
+        // applying the rest. Apply any excess first, as receipts, so every change lands.
+        let mut rest = &changes[..];
+        while rest.len() > events.len().max(1) {
+            let (now, later) = rest.split_at(events.len().max(1));
+            let batch: Vec<Kevent> = now
+                .iter()
+                .map(|c| c.with_flags(c.flags() | Flags::RECEIPT))
+                .collect();
+            let mut receipts = vec![Kevent::zeroed(); batch.len()];
+            let _ = self.kq.kevent(&batch, &mut receipts, Some(Duration::ZERO));
+            rest = later;
+        }
+        let result = self.kq.kevent(rest, events, timeout);
+        // The changes are applied whether the wait succeeded or was interrupted.
+        for token in releases {
+            self.slots.release(token);
+        }
+        let n = match result {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(e),
+        };
+        let mut turn = Turn {
+            events: n,
+            woken: false,
+        };
+        for ev in &events[..n] {
+            if ev.udata() == WAKE_UDATA {
+                turn.woken = true;
+            } else {
+                self.dispatch(ev);
+            }
+        }
+        Ok(turn)
+    }
+
+    fn dispatch(&self, ev: &Kevent) {
+        let token = Token::from_udata(ev.udata());
+        let Some(slot) = self.slots.get(token.index()) else {
+            return;
+        };
+        let generation = token.generation();
+        if ev.is_error() {
+            // A failed change of ours (a timer delete that found nothing is the common one:
+            // the timer fired first). Errors on registrations surface through the operation.
+            if ev.filter() == Filter::TIMER || ev.data() == i64::from(libc::ENOENT) {
+                return;
+            }
+            if slot.set_ready(generation, ready::ERROR | ready::READABLE | ready::WRITABLE) {
+                slot.reader.wake();
+                slot.writer.wake();
+            }
+            return;
+        }
+        let filter = ev.filter();
+        if filter == Filter::READ {
+            let mut bits = ready::READABLE;
+            if ev.is_eof() {
+                bits |= ready::READ_CLOSED;
+            }
+            if slot.set_ready(generation, bits) {
+                slot.reader.wake();
+            }
+        } else if filter == Filter::WRITE {
+            let mut bits = ready::WRITABLE;
+            if ev.is_eof() {
+                bits |= ready::WRITE_CLOSED;
+            }
+            if slot.set_ready(generation, bits) {
+                slot.writer.wake();
+            }
+        } else if filter == Filter::TIMER {
+            if slot.set_ready(generation, ready::TIMER) {
+                slot.reader.wake();
+            }
+        } else {
+            // Data first, so a woken reader that sees EVENT also sees what came with it.
+            if slot.snapshot(generation).bits & ready::EVENT == 0 {
+                slot.data.store(ev.data(), Ordering::Release);
+            } else {
+                slot.data.fetch_add(ev.data(), Ordering::AcqRel);
+            }
+            slot.fflags
+                .fetch_or(u64::from(ev.fflags()), Ordering::AcqRel);
+            if slot.set_ready(generation, ready::EVENT) {
+                slot.reader.wake();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").field("kq", &self.kq).finish()
+    }
+}

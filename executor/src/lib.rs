@@ -1,0 +1,47 @@
+//! knote's executor: runtimes that poll futures woken by triggered kevents.
+//!
+//! ```text
+//!   task ──poll──▶ AsyncFd / Sleep ──(EAGAIN / not yet)──▶ waker parked in a Slot
+//!                        │                                        ▲
+//!                        │ knote registered with udata = Token    │ O(1): udata → index →
+//!                        ▼   (slot index | generation)            │ page → slot; generation
+//!                    kqueue ──kevent(changes, events)──▶ event ───┘ checked in the same CAS
+//!                                                                 that sets readiness
+//!   woken task ──▶ run queue of the thread that saw the event (no atomics on the
+//!                  current-thread runtime) or, from another thread, a lock-free queue plus
+//!                  one EVFILT_USER trigger if the runtime's thread is asleep in its kqueue
+//! ```
+//!
+//! - **Wake path** (`driver`): every registration (fd readiness, timer, later signals and
+//!   processes) owns a slot in an arena that never moves or frees a slot while the kqueue
+//!   lives; an event's `udata` is the slot's index and generation. See `driver::slots` for why
+//!   this and not a pointer.
+//! - **Tasks** (`task`): one `async-task` allocation each; a guard turns panics and aborts into
+//!   [`task::JoinError`]s and keeps a registry of live tasks so that shutdown can drop every
+//!   future, even unreachable ones.
+//! - **Runtimes** (`runtime`): current-thread (one thread, plain `VecDeque` run queue),
+//!   multi-thread (a kqueue and a bounded run queue per worker, stealing, coalesced wake-ups),
+//!   [`runtime::LocalRuntime`] for hosts that own their loop, and a blocking pool.
+//! - **Time** ([`time`]): each `Sleep` is one EVFILT_TIMER knote in its kqueue's change list.
+//! - **I/O** ([`io`]): [`io::Registration`] is the readiness protocol (edge-triggered, cleared
+//!   only by the wait that saw it) and [`io::AsyncFd`] wraps any fd with it.
+//! - A cooperative budget (128 ready results per poll) and a kqueue poll every 61 tasks keep an
+//!   always-ready task from starving I/O, timers or other tasks.
+
+#![deny(missing_docs)]
+#![warn(unsafe_op_in_unsafe_fn)]
+
+mod driver;
+pub mod io;
+pub mod runtime;
+pub mod task;
+pub mod time;
+
+/// Channels, from `futures-channel` (well-measured and runtime-agnostic; knote adds none of
+/// its own).
+pub mod sync {
+    pub use futures_channel::{mpsc, oneshot};
+}
+
+pub use runtime::{Builder, Handle, LocalRuntime, Runtime};
+pub use task::{spawn, spawn_blocking, spawn_local, JoinError, JoinHandle};

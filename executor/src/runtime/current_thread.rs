@@ -1,0 +1,438 @@
+//! The current-thread scheduler: one thread polls every task and waits on one kqueue.
+//!
+//! Tasks woken on the driving thread go to a plain `VecDeque` (no atomics); tasks woken
+//! elsewhere go to a lock-free `SegQueue` and, if the driving thread is asleep in the kqueue,
+//! one EVFILT_USER trigger wakes it (the `parked` flag makes that one trigger per sleep, however
+//! many wake-ups arrive).
+//!
+//! The same core serves [`Runtime::block_on`](super::Runtime::block_on) and the embedding
+//! [`LocalRuntime`](super::LocalRuntime), whose host loop calls `turn` instead.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{Thread, ThreadId};
+use std::time::Duration;
+
+use crossbeam_queue::SegQueue;
+use knote_reactor::Kevent;
+
+use super::blocking;
+use super::context;
+use super::park::ThreadWaker;
+use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
+use crate::driver::Driver;
+use crate::task::{self, coop, registry::Registry, Runnable};
+
+/// Everything shared between the driving thread, handles and wakers.
+pub(crate) struct Shared {
+    pub(crate) driver: Arc<Driver>,
+    remote: SegQueue<Runnable>,
+    /// The driving thread is (about to be) asleep in the kqueue, or — for an embedded runtime —
+    /// outside `turn`: a remote wake-up must trigger the kqueue.
+    parked: AtomicBool,
+    /// The core, while no thread drives it.
+    core: Mutex<Option<Box<Core>>>,
+    /// Threads in `block_on` waiting for the core.
+    core_waiters: Mutex<Vec<Thread>>,
+    pub(crate) registry: Registry,
+    pub(crate) blocking: Arc<blocking::Shared>,
+    closed: AtomicBool,
+    /// The thread that spawned `spawn_local` tasks, if any did.
+    local_owner: Mutex<Option<ThreadId>>,
+}
+
+/// What only the driving thread touches.
+pub(crate) struct Core {
+    shared: *const Shared,
+    queue: RefCell<VecDeque<Runnable>>,
+    events: RefCell<Vec<Kevent>>,
+    tick: Cell<u32>,
+}
+
+// SAFETY: a `Core` is used by one thread at a time: the one that took it out of
+// `Shared::core` (or the `LocalRuntime` that owns it, which is `!Send`). The raw `shared`
+// pointer is only compared, never dereferenced; the runnables it queues are `Send` except for
+// local tasks, which are only ever run on their own thread (see `task::cancel`).
+unsafe impl Send for Core {}
+
+thread_local! {
+    /// The core this thread is driving right now.
+    static CORE: Cell<*const Core> = const { Cell::new(std::ptr::null()) };
+}
+
+struct CoreGuard {
+    prev: *const Core,
+}
+
+impl Drop for CoreGuard {
+    fn drop(&mut self) {
+        let prev = self.prev;
+        let _ = CORE.try_with(|c| c.set(prev));
+    }
+}
+
+fn set_core(core: &Core) -> CoreGuard {
+    CoreGuard {
+        prev: CORE.with(|c| c.replace(core)),
+    }
+}
+
+/// The schedule function of current-thread tasks.
+pub(crate) fn schedule(runnable: Runnable) {
+    let Scheduler::Current(shared) = &runnable.metadata().sched else {
+        unreachable!("a current-thread task")
+    };
+    let target = Arc::as_ptr(shared);
+    let runnable = match CORE.try_with(|c| c.get()) {
+        Ok(core) if !core.is_null() => {
+            // SAFETY: `CORE` points at a live core while its guard (on this thread's stack,
+            // in the frame that drives it) lives; we are inside that frame.
+            let core = unsafe { &*core };
+            if core.shared == target {
+                core.queue.borrow_mut().push_back(runnable);
+                return;
+            }
+            runnable
+        }
+        _ => runnable,
+    };
+    let Scheduler::Current(shared) = &runnable.metadata().sched else {
+        unreachable!()
+    };
+    let shared = Arc::clone(shared);
+    shared.push_remote(runnable);
+}
+
+impl Shared {
+    pub(crate) fn new(
+        blocking: Arc<blocking::Shared>,
+        event_capacity: usize,
+    ) -> io::Result<Arc<Shared>> {
+        let driver = Arc::new(Driver::new()?);
+        Ok(Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
+            let core = Box::new(Core {
+                shared: weak.as_ptr(),
+                queue: RefCell::new(VecDeque::with_capacity(256)),
+                events: RefCell::new(vec![Kevent::zeroed(); event_capacity.max(1)]),
+                tick: Cell::new(0),
+            });
+            Shared {
+                driver,
+                remote: SegQueue::new(),
+                parked: AtomicBool::new(false),
+                core: Mutex::new(Some(core)),
+                core_waiters: Mutex::new(Vec::new()),
+                registry: Registry::new(1),
+                blocking,
+                closed: AtomicBool::new(false),
+                local_owner: Mutex::new(None),
+            }
+        }))
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn push_remote(&self, runnable: Runnable) {
+        if self.is_closed() {
+            task::cancel(runnable);
+            return;
+        }
+        self.remote.push(runnable);
+        self.unpark();
+        // Shutdown may have drained the queue between our check and our push.
+        if self.is_closed() {
+            while let Some(r) = self.remote.pop() {
+                task::cancel(r);
+            }
+        }
+    }
+
+    /// Wakes the driving thread if it sleeps (one trigger per sleep).
+    fn unpark(&self) {
+        if self.parked.swap(false, Ordering::SeqCst) {
+            self.driver.wake();
+        }
+    }
+
+    pub(crate) fn take_core(&self) -> Option<Box<Core>> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    pub(crate) fn put_core(&self, core: Box<Core>) {
+        *self.core.lock().unwrap_or_else(|e| e.into_inner()) = Some(core);
+        let waiters =
+            std::mem::take(&mut *self.core_waiters.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in waiters {
+            t.unpark();
+        }
+    }
+
+    /// From now on the host's loop, not this crate, waits on the kqueue: every remote wake-up
+    /// outside `turn` must trigger it.
+    pub(crate) fn set_embedded(&self) {
+        self.parked.store(true, Ordering::SeqCst);
+    }
+
+    /// Records that this thread spawns local tasks; refuses if another thread already did.
+    pub(crate) fn claim_local(&self) {
+        let me = std::thread::current().id();
+        let mut owner = self.local_owner.lock().unwrap_or_else(|e| e.into_inner());
+        match *owner {
+            None => *owner = Some(me),
+            Some(t) if t == me => {}
+            Some(_) => {
+                panic!("knote: spawn_local tasks of a runtime must all come from one thread")
+            }
+        }
+    }
+
+    fn check_local_owner(&self) {
+        let owner = *self.local_owner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = owner {
+            assert!(
+                t == std::thread::current().id(),
+                "knote: this runtime has spawn_local tasks; drive it from the thread that spawned them"
+            );
+        }
+    }
+
+    /// The next task to run: the local queue first, except every `REMOTE_INTERVAL` ticks, when
+    /// the remote queue goes first so that wake-ups from other threads cannot be starved.
+    fn next_task(&self, core: &Core) -> Option<Runnable> {
+        let tick = core.tick.get();
+        if tick % REMOTE_INTERVAL == 0 {
+            if let Some(r) = self.remote.pop() {
+                return Some(r);
+            }
+        }
+        let local = core.queue.borrow_mut().pop_front();
+        local.or_else(|| self.remote.pop())
+    }
+
+    /// Runs one task if one is ready. Every `EVENT_INTERVAL` tasks the kqueue is polled without
+    /// waiting, so that I/O and timers are never starved by a full run queue.
+    fn run_one(&self, core: &Core) -> bool {
+        let Some(runnable) = self.next_task(core) else {
+            return false;
+        };
+        runnable.run();
+        let tick = core.tick.get().wrapping_add(1);
+        core.tick.set(tick);
+        if tick % EVENT_INTERVAL == 0 {
+            let _ = self.poll_driver(core, Some(Duration::ZERO));
+        }
+        true
+    }
+
+    fn poll_driver(&self, core: &Core, timeout: Option<Duration>) -> io::Result<usize> {
+        // The event list is borrowed for the wait only; wakers push to `queue`, not here.
+        let mut events = core.events.borrow_mut();
+        Ok(self.driver.turn(&mut events, timeout)?.events)
+    }
+
+    /// Sleeps in the kqueue until an event, a remote wake-up or `timeout`; `more` says whether
+    /// something this thread can see is already waiting (then it does not sleep).
+    fn park(
+        &self,
+        core: &Core,
+        timeout: Option<Duration>,
+        more: impl Fn() -> bool,
+    ) -> io::Result<usize> {
+        self.parked.store(true, Ordering::SeqCst);
+        if !self.remote.is_empty() || more() {
+            self.parked.store(false, Ordering::SeqCst);
+            return self.poll_driver(core, Some(Duration::ZERO));
+        }
+        let result = self.poll_driver(core, timeout);
+        self.parked.store(false, Ordering::SeqCst);
+        result
+    }
+
+    /// Drives `core` until `fut` completes.
+    fn drive<F: Future>(self: &Arc<Self>, core: &Core, fut: Pin<&mut F>) -> F::Output {
+        struct MainWaker {
+            woken: AtomicBool,
+            shared: Arc<Shared>,
+        }
+        impl Wake for MainWaker {
+            fn wake(self: Arc<Self>) {
+                self.wake_by_ref();
+            }
+            fn wake_by_ref(self: &Arc<Self>) {
+                self.woken.store(true, Ordering::SeqCst);
+                self.shared.unpark();
+            }
+        }
+        let _core = set_core(core);
+        let _driving = context::set_driving(&self.driver);
+        let main = Arc::new(MainWaker {
+            woken: AtomicBool::new(true),
+            shared: Arc::clone(self),
+        });
+        let waker = Waker::from(Arc::clone(&main));
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = fut;
+        loop {
+            if main.woken.load(Ordering::Relaxed) && main.woken.swap(false, Ordering::AcqRel) {
+                if let Poll::Ready(v) = coop::budgeted(|| fut.as_mut().poll(&mut cx)) {
+                    return v;
+                }
+            }
+            if self.run_one(core) {
+                continue;
+            }
+            if main.woken.load(Ordering::SeqCst) {
+                continue;
+            }
+            if let Err(e) = self.park(core, None, || main.woken.load(Ordering::SeqCst)) {
+                // The kqueue itself failed (it cannot, short of fd exhaustion in the shim's
+                // inner calls): back off instead of spinning.
+                eprintln!("knote: waiting on the kqueue failed: {e}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// `Runtime::block_on` for a current-thread runtime.
+    pub(crate) fn block_on<F: Future>(self: &Arc<Self>, fut: F) -> F::Output {
+        self.check_local_owner();
+        let mut fut = pin!(fut);
+        let parker = ThreadWaker::new();
+        let waker = Waker::from(Arc::clone(&parker));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Some(core) = self.take_core() {
+                struct PutBack<'a>(&'a Shared, Option<Box<Core>>);
+                impl Drop for PutBack<'_> {
+                    fn drop(&mut self) {
+                        if let Some(core) = self.1.take() {
+                            self.0.put_core(core);
+                        }
+                    }
+                }
+                let guard = PutBack(self, Some(core));
+                let core: &Core = guard.1.as_deref().expect("just put there");
+                return self.drive(core, fut.as_mut());
+            }
+            // Another thread drives the runtime: poll our future here, and take over the core
+            // when it is put back.
+            if parker.take() {
+                if let Poll::Ready(v) = coop::budgeted(|| fut.as_mut().poll(&mut cx)) {
+                    return v;
+                }
+            }
+            self.core_waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(std::thread::current());
+            if self
+                .core
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none()
+            {
+                std::thread::park();
+            }
+        }
+    }
+
+    /// `LocalRuntime::block_on`: drives a core the caller owns.
+    pub(crate) fn drive_owned<F: Future>(self: &Arc<Self>, core: &Core, fut: F) -> F::Output {
+        let fut = pin!(fut);
+        let out = self.drive(core, fut);
+        // Back to "outside turn": remote wake-ups must trigger the kqueue for the host.
+        self.parked.store(true, Ordering::SeqCst);
+        out
+    }
+
+    /// One turn for an embedding host: run what is ready (a bounded batch), or, if nothing is,
+    /// wait up to `timeout` for the kqueue and run what that woke. Returns whether tasks are
+    /// still ready (the host should turn again before blocking).
+    pub(crate) fn turn(
+        self: &Arc<Self>,
+        core: &Core,
+        timeout: Option<Duration>,
+    ) -> io::Result<bool> {
+        let _core = set_core(core);
+        let _driving = context::set_driving(&self.driver);
+        self.parked.store(false, Ordering::SeqCst);
+        let mut ran = 0;
+        while ran < EVENT_INTERVAL && self.run_one(core) {
+            ran += 1;
+        }
+        let result = if ran == 0 {
+            let r = self.park(core, timeout, || false);
+            while ran < EVENT_INTERVAL && self.run_one(core) {
+                ran += 1;
+            }
+            r.map(|_| ())
+        } else {
+            self.poll_driver(core, Some(Duration::ZERO)).map(|_| ())
+        };
+        // Outside `turn` the host waits on the kqueue's fd: remote wake-ups must trigger it.
+        self.parked.store(true, Ordering::SeqCst);
+        result?;
+        Ok(!core.queue.borrow().is_empty() || !self.remote.is_empty())
+    }
+
+    /// Cancels every task: queued ones are run once with their abort flag set (which drops
+    /// their futures), idle ones are woken first so that they get queued. Local tasks seen off
+    /// their thread are leaked (see `task::cancel`).
+    pub(crate) fn shutdown(self: &Arc<Self>, handle: &Handle, core: Option<&Core>) {
+        self.closed.store(true, Ordering::SeqCst);
+        let _enter = context::enter(handle.clone());
+        let taken = if core.is_none() {
+            self.take_core()
+        } else {
+            None
+        };
+        let core = core.or(taken.as_deref());
+        let _core = core.map(set_core);
+        let _driving = context::set_driving(&self.driver);
+        // Bounded: every round drops at least the futures it woke; a task that keeps
+        // re-registering itself from its destructor cannot hold shutdown forever.
+        for _ in 0..64 {
+            if let Some(core) = core {
+                loop {
+                    let next = core.queue.borrow_mut().pop_front();
+                    match next {
+                        Some(r) => task::cancel(r),
+                        None => break,
+                    }
+                }
+            }
+            while let Some(r) = self.remote.pop() {
+                task::cancel(r);
+            }
+            let wakers = self.registry.snapshot();
+            if wakers.is_empty() {
+                break;
+            }
+            for w in wakers {
+                w.wake();
+            }
+        }
+        drop(_core);
+        if let Some(core) = taken {
+            self.put_core(core);
+        }
+    }
+}
+
+/// Whether this thread is driving `shared` right now (inside its `block_on` or `turn`).
+pub(crate) fn is_driving(shared: &Arc<Shared>) -> bool {
+    CORE.try_with(|c| {
+        let core = c.get();
+        // SAFETY: see `schedule`.
+        !core.is_null() && unsafe { (*core).shared } == Arc::as_ptr(shared)
+    })
+    .unwrap_or(false)
+}

@@ -1,0 +1,168 @@
+//! Runtimes: the current-thread and multi-thread schedulers, the embedding runtime, the
+//! blocking pool, and the `Handle` that reaches any of them.
+
+pub(crate) mod blocking;
+mod builder;
+pub(crate) mod context;
+pub(crate) mod current_thread;
+pub(crate) mod handle;
+mod local;
+pub(crate) mod multi_thread;
+mod park;
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use builder::Builder;
+pub use context::EnterGuard;
+pub(crate) use handle::WeakHandle;
+pub use handle::{Handle, RuntimeFlavor, TryCurrentError};
+pub use local::LocalRuntime;
+
+use crate::task::registry::Registry;
+use crate::task::{JoinHandle, Runnable};
+
+/// Tasks run between two polls of the kqueue when the run queue never empties (tokio's
+/// figure, a prime so that it does not beat in step with `REMOTE_INTERVAL`).
+pub(crate) const EVENT_INTERVAL: u32 = 61;
+/// Tasks run between two looks at the queue of tasks woken from other threads, when the local
+/// queue never empties.
+pub(crate) const REMOTE_INTERVAL: u32 = 31;
+
+/// Where a woken task goes: its runtime's queues, or the blocking pool.
+#[derive(Clone)]
+pub(crate) enum Scheduler {
+    Current(Arc<current_thread::Shared>),
+    Multi(Arc<multi_thread::Shared>),
+    Blocking(Arc<blocking::Shared>),
+}
+
+impl Scheduler {
+    /// async-task's schedule function for every knote task.
+    pub(crate) fn schedule(runnable: Runnable, yielded: bool) {
+        match &runnable.metadata().sched {
+            Scheduler::Current(_) => current_thread::schedule(runnable),
+            Scheduler::Multi(_) => multi_thread::schedule(runnable, yielded),
+            Scheduler::Blocking(_) => blocking::schedule(runnable),
+        }
+    }
+
+    pub(crate) fn registry(&self) -> Option<&Registry> {
+        match self {
+            Scheduler::Current(s) => Some(&s.registry),
+            Scheduler::Multi(s) => Some(&s.registry),
+            Scheduler::Blocking(_) => None,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            Scheduler::Current(s) => s.is_closed(),
+            Scheduler::Multi(s) => s.is_closed(),
+            Scheduler::Blocking(s) => s.is_closed(),
+        }
+    }
+}
+
+/// A runtime: a scheduler, its kqueue(s) and its blocking pool.
+///
+/// Build one with [`Builder`] (or [`Runtime::new`] for a multi-thread one with a worker per
+/// core). Dropping it cancels every task (their futures are dropped, their `JoinHandle`s say
+/// cancelled) and waits for running blocking closures; [`shutdown_timeout`] bounds that wait.
+///
+/// [`shutdown_timeout`]: Runtime::shutdown_timeout
+pub struct Runtime {
+    handle: Handle,
+    shut_down: bool,
+}
+
+impl Runtime {
+    /// A multi-thread runtime with default settings.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new_multi_thread().build()
+    }
+
+    pub(crate) fn from_handle(handle: Handle) -> Runtime {
+        Runtime {
+            handle,
+            shut_down: false,
+        }
+    }
+
+    /// The runtime's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Runs `future` to completion on this thread, with the runtime as its context. On a
+    /// current-thread runtime this thread also runs the spawned tasks and waits on the kqueue;
+    /// on a multi-thread one the workers do.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _enter = self.handle.enter();
+        match &self.handle.inner {
+            handle::Inner::Current(s) => s.block_on(future),
+            handle::Inner::Multi(s) => s.block_on(future),
+        }
+    }
+
+    /// Spawns a task; see [`Handle::spawn`].
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(future)
+    }
+
+    /// Runs a blocking closure on the pool; see [`Handle::spawn_blocking`].
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.handle.spawn_blocking(f)
+    }
+
+    /// Makes this runtime the current one on this thread until the guard drops.
+    pub fn enter(&self) -> EnterGuard {
+        self.handle.enter()
+    }
+
+    /// Shuts down, waiting at most `timeout` for workers to finish their current poll and for
+    /// blocking closures to return; threads still busy after that are left to finish alone.
+    pub fn shutdown_timeout(mut self, timeout: Duration) {
+        self.shutdown(Some(timeout));
+    }
+
+    /// Shuts down without waiting for blocking closures.
+    pub fn shutdown_background(self) {
+        self.shutdown_timeout(Duration::ZERO);
+    }
+
+    fn shutdown(&mut self, timeout: Option<Duration>) {
+        if std::mem::replace(&mut self.shut_down, true) {
+            return;
+        }
+        match &self.handle.inner {
+            handle::Inner::Current(s) => s.shutdown(&self.handle, None),
+            handle::Inner::Multi(s) => s.shutdown(&self.handle, timeout),
+        }
+        self.handle.blocking().shutdown(timeout);
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown(None);
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("handle", &self.handle)
+            .finish()
+    }
+}

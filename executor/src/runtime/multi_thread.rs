@@ -1,0 +1,446 @@
+//! The multi-thread scheduler: N workers, each with its own kqueue and its own run queue,
+//! stealing from each other when idle.
+//!
+//! Why a kqueue per worker (rather than one shared by all): every wait is then on the
+//! waiter's own kqueue, so waking *that* worker is one EVFILT_USER trigger aimed at it (no
+//! herd, no hand-off of a shared driver between threads), and I/O registered by a task lands
+//! on the kqueue of the worker that ran it, whose wakers push to that worker's local queue
+//! (cache-warm). The cost is that a worker stuck in a long poll delays its own kqueue's events;
+//! two things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks, and a
+//! worker that runs out of work polls the kqueues of busy workers (without waiting) before it
+//! goes to sleep, taking the tasks those events wake. The closing note of the executor issue
+//! has the measurements.
+//!
+//! Idle protocol (after tokio's): at most one worker is woken per burst of work. A worker that
+//! finds no task becomes *searching*; a wake-up is sent only when no worker is searching and
+//! one sleeps, and a searching worker that finds work wakes the next sleeper, so wake-ups
+//! cascade only as far as there is work. Wake-ups are coalesced per sleep: `parked` is swapped
+//! to false by whoever sends the one trigger.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::{ArrayQueue, SegQueue};
+use knote_reactor::Kevent;
+
+use super::blocking;
+use super::context;
+use super::{park, Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
+use crate::driver::Driver;
+use crate::task::{self, registry::Registry, Runnable};
+
+/// Local run queue capacity (tokio's figure); overflow goes to the shared injection queue.
+const LOCAL_QUEUE: usize = 256;
+
+struct Worker {
+    driver: Arc<Driver>,
+    queue: ArrayQueue<Runnable>,
+    /// Asleep (or about to sleep) in its kqueue: a wake-up must trigger it.
+    parked: AtomicBool,
+}
+
+struct Idle {
+    sleepers: Mutex<Vec<usize>>,
+    num_sleeping: AtomicUsize,
+    num_searching: AtomicUsize,
+}
+
+/// Everything the workers, handles and wakers share.
+pub(crate) struct Shared {
+    workers: Box<[Worker]>,
+    inject: SegQueue<Runnable>,
+    idle: Idle,
+    pub(crate) registry: Registry,
+    pub(crate) blocking: Arc<blocking::Shared>,
+    closed: AtomicBool,
+    next_driver: AtomicUsize,
+    event_capacity: usize,
+    /// Workers still running (for `shutdown_timeout`).
+    running: Mutex<usize>,
+    all_stopped: std::sync::Condvar,
+}
+
+thread_local! {
+    /// The worker this thread is: (runtime, index).
+    static WORKER: Cell<(*const Shared, usize)> = const { Cell::new((std::ptr::null(), 0)) };
+}
+
+fn current_worker(shared: *const Shared) -> Option<usize> {
+    WORKER
+        .try_with(|w| {
+            let (s, i) = w.get();
+            (s == shared).then_some(i)
+        })
+        .ok()
+        .flatten()
+}
+
+/// The schedule function of multi-thread tasks.
+pub(crate) fn schedule(runnable: Runnable, yielded: bool) {
+    let Scheduler::Multi(shared) = &runnable.metadata().sched else {
+        unreachable!("a multi-thread task")
+    };
+    let target = Arc::as_ptr(shared);
+    if let Some(index) = current_worker(target) {
+        // SAFETY: `WORKER` names this runtime only while this thread runs one of its workers,
+        // and the worker holds an `Arc<Shared>` for that whole time.
+        let shared = unsafe { &*target };
+        let queue = &shared.workers[index].queue;
+        if let Err(r) = queue.push(runnable) {
+            shared.inject.push(r);
+        }
+        // More work here than this worker will get to next: let a sleeper come and steal it.
+        if !yielded && queue.len() > 1 {
+            shared.notify_one();
+        }
+        return;
+    }
+    let shared = Arc::clone(shared);
+    shared.push_remote(runnable);
+}
+
+impl Shared {
+    pub(crate) fn new(
+        workers: usize,
+        blocking: Arc<blocking::Shared>,
+        event_capacity: usize,
+    ) -> io::Result<Arc<Shared>> {
+        let workers = (0..workers.max(1))
+            .map(|_| {
+                Ok(Worker {
+                    driver: Arc::new(Driver::new()?),
+                    queue: ArrayQueue::new(LOCAL_QUEUE),
+                    parked: AtomicBool::new(false),
+                })
+            })
+            .collect::<io::Result<Box<[Worker]>>>()?;
+        let n = workers.len();
+        Ok(Arc::new(Shared {
+            workers,
+            inject: SegQueue::new(),
+            idle: Idle {
+                sleepers: Mutex::new(Vec::with_capacity(n)),
+                num_sleeping: AtomicUsize::new(0),
+                num_searching: AtomicUsize::new(0),
+            },
+            registry: Registry::new(n),
+            blocking,
+            closed: AtomicBool::new(false),
+            next_driver: AtomicUsize::new(0),
+            event_capacity: event_capacity.max(1),
+            running: Mutex::new(0),
+            all_stopped: std::sync::Condvar::new(),
+        }))
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// The registry shard for a spawn from this thread.
+    pub(crate) fn shard(self: &Arc<Self>) -> u32 {
+        current_worker(Arc::as_ptr(self)).unwrap_or(0) as u32
+    }
+
+    /// The driver new registrations go to: the current worker's, or round-robin from outside.
+    pub(crate) fn driver(self: &Arc<Self>) -> Arc<Driver> {
+        let index = current_worker(Arc::as_ptr(self)).unwrap_or_else(|| {
+            self.next_driver.fetch_add(1, Ordering::Relaxed) % self.workers.len()
+        });
+        Arc::clone(&self.workers[index].driver)
+    }
+
+    fn push_remote(&self, runnable: Runnable) {
+        if self.is_closed() {
+            task::cancel(runnable);
+            return;
+        }
+        self.inject.push(runnable);
+        self.notify_one();
+        if self.is_closed() {
+            while let Some(r) = self.inject.pop() {
+                task::cancel(r);
+            }
+        }
+    }
+
+    /// Wakes one sleeping worker, unless one is already searching for work.
+    fn notify_one(&self) {
+        if self.idle.num_searching.load(Ordering::SeqCst) != 0
+            || self.idle.num_sleeping.load(Ordering::SeqCst) == 0
+        {
+            return;
+        }
+        let mut sleepers = self.idle.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        if self.idle.num_searching.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        let Some(index) = sleepers.pop() else {
+            return;
+        };
+        self.idle.num_sleeping.fetch_sub(1, Ordering::SeqCst);
+        self.idle.num_searching.fetch_add(1, Ordering::SeqCst);
+        drop(sleepers);
+        self.unpark(index);
+    }
+
+    fn unpark(&self, index: usize) {
+        let worker = &self.workers[index];
+        if worker.parked.swap(false, Ordering::SeqCst) {
+            worker.driver.wake();
+        }
+    }
+
+    /// A searching worker found work; if it was the last one searching, another sleeper gets
+    /// a chance to look for more.
+    fn stop_searching(&self) {
+        if self.idle.num_searching.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.notify_one();
+        }
+    }
+
+    fn has_work(&self) -> bool {
+        !self.inject.is_empty() || self.workers.iter().any(|w| !w.queue.is_empty())
+    }
+
+    fn next_task(&self, index: usize, tick: u32) -> Option<Runnable> {
+        if tick % REMOTE_INTERVAL == 0 {
+            if let Some(r) = self.inject.pop() {
+                return Some(r);
+            }
+        }
+        self.workers[index]
+            .queue
+            .pop()
+            .or_else(|| self.inject.pop())
+    }
+
+    /// Takes one task from another worker (and up to half of the rest of its queue).
+    fn steal(&self, index: usize, seed: &mut u32) -> Option<Runnable> {
+        let n = self.workers.len();
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 17;
+        *seed ^= *seed << 5;
+        let start = *seed as usize % n;
+        let own = &self.workers[index].queue;
+        for i in 0..n {
+            let victim = (start + i) % n;
+            if victim == index {
+                continue;
+            }
+            let queue = &self.workers[victim].queue;
+            let Some(first) = queue.pop() else {
+                continue;
+            };
+            for _ in 0..queue.len() / 2 {
+                let Some(r) = queue.pop() else {
+                    break;
+                };
+                if let Err(r) = own.push(r) {
+                    self.inject.push(r);
+                    break;
+                }
+            }
+            return Some(first);
+        }
+        self.inject.pop()
+    }
+
+    /// Polls the kqueues of workers that are busy (not asleep in them), without waiting, and
+    /// takes the tasks their events wake (they land in this worker's queue: the wakers run
+    /// here). A wake-up trigger found there was meant for its owner, and is passed on.
+    fn steal_events(&self, index: usize, events: &mut [Kevent]) -> usize {
+        let mut found = 0;
+        for (i, worker) in self.workers.iter().enumerate() {
+            if i == index || worker.parked.load(Ordering::SeqCst) {
+                continue;
+            }
+            if let Ok(turn) = worker.driver.turn(events, Some(Duration::ZERO)) {
+                if turn.woken {
+                    worker.driver.wake();
+                }
+                found += turn.events;
+            }
+        }
+        found
+    }
+
+    fn park(&self, index: usize, events: &mut [Kevent], searching: bool) {
+        let worker = &self.workers[index];
+        // `parked` first: a notifier that takes us off the sleeper list after this point
+        // will trigger our kqueue.
+        worker.parked.store(true, Ordering::SeqCst);
+        {
+            let mut sleepers = self.idle.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+            sleepers.push(index);
+            self.idle.num_sleeping.fetch_add(1, Ordering::SeqCst);
+            if searching {
+                self.idle.num_searching.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        // Work pushed before we were counted as sleeping would have found no one to wake.
+        if !(self.has_work() || self.is_closed()) {
+            let _ = worker.driver.turn(events, None);
+        }
+        worker.parked.store(false, Ordering::SeqCst);
+        // Woken by our own events (or never slept): take ourselves off the sleeper list. If a
+        // notifier already did, it also counted us as searching.
+        let mut sleepers = self.idle.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pos) = sleepers.iter().position(|&i| i == index) {
+            sleepers.swap_remove(pos);
+            self.idle.num_sleeping.fetch_sub(1, Ordering::SeqCst);
+            self.idle.num_searching.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn run_worker(self: &Arc<Self>, index: usize, handle: &Handle) {
+        let _enter = context::enter(handle.clone());
+        let worker = &self.workers[index];
+        let _driving = context::set_driving(&worker.driver);
+        struct WorkerGuard((*const Shared, usize));
+        impl Drop for WorkerGuard {
+            fn drop(&mut self) {
+                let prev = self.0;
+                let _ = WORKER.try_with(|w| w.set(prev));
+            }
+        }
+        let _worker = WorkerGuard(WORKER.with(|w| w.replace((Arc::as_ptr(self), index))));
+        let mut events = vec![Kevent::zeroed(); self.event_capacity];
+        let mut tick: u32 = 0;
+        let mut searching = false;
+        let mut seed: u32 = 0x9e37_79b9 ^ (index as u32).wrapping_mul(0x85eb_ca6b) | 1;
+        while !self.is_closed() {
+            let next = match self.next_task(index, tick) {
+                Some(r) => Some(r),
+                None => self.steal(index, &mut seed),
+            };
+            if let Some(runnable) = next {
+                if searching {
+                    searching = false;
+                    self.stop_searching();
+                }
+                runnable.run();
+                tick = tick.wrapping_add(1);
+                if tick % EVENT_INTERVAL == 0 {
+                    let _ = worker.driver.turn(&mut events, Some(Duration::ZERO));
+                }
+                continue;
+            }
+            // Out of work: our own kqueue and the busy workers' kqueues may have some.
+            let own = worker
+                .driver
+                .turn(&mut events, Some(Duration::ZERO))
+                .map_or(0, |t| t.events);
+            if own > 0 || self.steal_events(index, &mut events) > 0 {
+                continue;
+            }
+            self.park(index, &mut events, searching);
+            searching = true;
+        }
+        if searching {
+            self.idle.num_searching.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Starts the worker threads.
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        handle: &Handle,
+        name: &(dyn Fn() -> String + Send + Sync),
+        stack_size: Option<usize>,
+    ) -> io::Result<()> {
+        for index in 0..self.workers.len() {
+            let shared = Arc::clone(self);
+            let handle = handle.clone();
+            let mut builder = thread::Builder::new().name(name());
+            if let Some(size) = stack_size {
+                builder = builder.stack_size(size);
+            }
+            *self.running.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            let spawned = builder.spawn(move || {
+                struct Stopped(Arc<Shared>);
+                impl Drop for Stopped {
+                    fn drop(&mut self) {
+                        let mut running = self.0.running.lock().unwrap_or_else(|e| e.into_inner());
+                        *running -= 1;
+                        self.0.all_stopped.notify_all();
+                    }
+                }
+                let stopped = Stopped(Arc::clone(&shared));
+                shared.run_worker(index, &handle);
+                drop(handle);
+                drop(stopped);
+            });
+            if let Err(e) = spawned {
+                *self.running.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// `Runtime::block_on`: the future runs on the calling thread, tasks on the workers.
+    pub(crate) fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        park::block_on(fut)
+    }
+
+    /// Stops the workers (waiting up to `timeout` for them to finish their current poll), then
+    /// cancels every task.
+    pub(crate) fn shutdown(self: &Arc<Self>, handle: &Handle, timeout: Option<Duration>) {
+        self.closed.store(true, Ordering::SeqCst);
+        for index in 0..self.workers.len() {
+            self.workers[index].parked.store(false, Ordering::SeqCst);
+            self.workers[index].driver.wake();
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        while *running > 0 {
+            running = match deadline {
+                None => self
+                    .all_stopped
+                    .wait(running)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break;
+                    }
+                    self.all_stopped
+                        .wait_timeout(running, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+        drop(running);
+        let _enter = context::enter(handle.clone());
+        for _ in 0..64 {
+            while let Some(r) = self.inject.pop() {
+                task::cancel(r);
+            }
+            for worker in self.workers.iter() {
+                while let Some(r) = worker.queue.pop() {
+                    task::cancel(r);
+                }
+            }
+            let wakers = self.registry.snapshot();
+            if wakers.is_empty() {
+                break;
+            }
+            // Woken from here, each lands in the injection queue and, the runtime being
+            // closed, is cancelled on the spot.
+            for w in wakers {
+                w.wake();
+            }
+        }
+    }
+}

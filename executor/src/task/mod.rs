@@ -1,0 +1,301 @@
+//! Tasks: one allocation each (via `async-task`), a guard around the future that turns panics
+//! and aborts into [`JoinError`]s, and the [`JoinHandle`] that awaits the result.
+//!
+//! Why `async-task`: it is the task cell of smol and async-std, small and well reviewed; it does
+//! exactly the part that is easy to get subtly wrong (one allocation holding future, output,
+//! waker vtable and a state word, with the wake/run/cancel races solved), and leaves queues,
+//! parking and shutdown to us. Our own state rides in its per-task metadata ([`TaskMeta`]).
+//!
+//! Abort and shutdown never close an `async-task` task from outside (which would make its
+//! handle panic): they set [`TaskMeta::aborted`] and let the task run once more; the guard then
+//! drops the future without polling it and completes with [`JoinError::Cancelled`]-style
+//! output. So a [`JoinHandle`] always has an output to read.
+
+pub(crate) mod coop;
+mod join;
+pub(crate) mod registry;
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::thread::ThreadId;
+
+pub use join::{JoinError, JoinHandle};
+
+use crate::runtime::{current_thread, Handle};
+use registry::EntryKey;
+
+use crate::runtime::Scheduler;
+
+/// A task ready to be polled, as the run queues hold it.
+pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
+
+/// What knote keeps in each task besides the future.
+pub(crate) struct TaskMeta {
+    /// Set by `JoinHandle::abort` and by shutdown: the next run drops the future.
+    pub(crate) aborted: AtomicBool,
+    /// The runtime (or blocking pool) whose queues take this task when it is woken.
+    pub(crate) sched: Scheduler,
+    /// The task's entry in its runtime's registry of live tasks (blocking tasks have none).
+    entry: Option<EntryKey>,
+    /// For `spawn_local` tasks: the only thread that may poll or drop the future.
+    local_to: Option<ThreadId>,
+}
+
+impl TaskMeta {
+    pub(crate) fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future inside every task: polls the user's future under `catch_unwind`, honours
+    /// aborts, and removes the task from the registry when the future is dropped.
+    struct Guarded<'a, F> {
+        meta: &'a TaskMeta,
+        #[pin]
+        fut: Option<F>,
+    }
+
+    impl<'a, F> PinnedDrop for Guarded<'a, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if this.fut.is_some() {
+                check_thread(this.meta);
+            }
+            // A future whose destructor panics must not unwind into the scheduler.
+            let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
+            if let Some(entry) = this.meta.entry {
+                if let Some(registry) = this.meta.sched.registry() {
+                    registry.remove(entry);
+                }
+            }
+        }
+    }
+}
+
+/// A `spawn_local` future is touched only on its own thread. The runtimes route its runnable
+/// there (and leak it rather than run it anywhere else); this is the last line of defence, and
+/// like `async-task`'s own check it cannot unwind (unwinding would drop the future here).
+fn check_thread(meta: &TaskMeta) {
+    if let Some(owner) = meta.local_to {
+        if owner != std::thread::current().id() {
+            eprintln!("knote: a spawn_local task was polled or dropped off its thread; aborting");
+            std::process::abort();
+        }
+    }
+}
+
+impl<F: Future> Future for Guarded<'_, F> {
+    type Output = Result<F::Output, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        check_thread(this.meta);
+        if this.meta.aborted.load(Ordering::Acquire) {
+            let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
+            return Poll::Ready(Err(JoinError::cancelled()));
+        }
+        let Some(fut) = this.fut.as_mut().as_pin_mut() else {
+            // Unreachable: async-task never polls a completed future.
+            return Poll::Ready(Err(JoinError::cancelled()));
+        };
+        let result = match catch_unwind(AssertUnwindSafe(|| coop::budgeted(|| fut.poll(cx)))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(value)) => Ok(value),
+            Err(payload) => Err(JoinError::panicked(payload)),
+        };
+        // Drop the future now, inside the task's poll (and its runtime context), rather than
+        // whenever async-task gets to it.
+        let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
+        Poll::Ready(result)
+    }
+}
+
+/// How a task is spawned.
+pub(crate) struct Spawn {
+    pub(crate) sched: Scheduler,
+    /// Registry shard (the spawning worker's index), or `None` to stay out of the registry
+    /// (blocking tasks, which cannot be cancelled once running).
+    pub(crate) shard: Option<u32>,
+}
+
+fn schedule(runnable: Runnable, info: async_task::ScheduleInfo) {
+    Scheduler::schedule(runnable, info.woken_while_running);
+}
+
+/// Creates a task for a `Send` future and schedules its first poll.
+pub(crate) fn spawn_task<F>(how: Spawn, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    // SAFETY: `spawn_unchecked`'s conditions: the future is `Send` and `'static` apart from its
+    // borrow of the task's own metadata (which async-task keeps alive for as long as the
+    // future); the schedule function is a plain `fn`, hence `Send + Sync + 'static`.
+    unsafe { spawn_inner(how, future, None) }
+}
+
+/// Creates a task for a `!Send` future bound to this thread and schedules its first poll.
+///
+/// # Safety
+/// The caller's scheduler must run (and drop) the task's runnables only on this thread.
+pub(crate) unsafe fn spawn_local_inner<F>(how: Spawn, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    // SAFETY: as in `spawn`, except for `Send`: the caller routes the runnable to this thread
+    // only, and `check_thread` aborts rather than touch the future anywhere else.
+    unsafe { spawn_inner(how, future, Some(std::thread::current().id())) }
+}
+
+/// # Safety
+/// See `spawn` and `spawn_local`.
+unsafe fn spawn_inner<F>(how: Spawn, future: F, local_to: Option<ThreadId>) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let Spawn { sched, shard } = how;
+    let make = move |entry: Option<EntryKey>, sched: Scheduler| {
+        let meta = TaskMeta {
+            aborted: AtomicBool::new(false),
+            sched,
+            entry,
+            local_to,
+        };
+        // SAFETY: forwarded from the caller (see `spawn` / `spawn_local`).
+        let (runnable, task) = unsafe {
+            async_task::Builder::new().metadata(meta).spawn_unchecked(
+                move |meta: &TaskMeta| Guarded {
+                    meta,
+                    fut: Some(future),
+                },
+                async_task::WithInfo(schedule),
+            )
+        };
+        let waker = runnable.waker();
+        (runnable, task, waker)
+    };
+    let (runnable, task, waker) = match (shard, sched.registry()) {
+        (Some(shard), Some(registry)) => {
+            let registry_sched = sched.clone();
+            registry.insert_with(shard, move |entry| {
+                let (runnable, task, waker) = make(Some(entry), registry_sched);
+                let keep = waker.clone();
+                ((runnable, task, keep), waker)
+            })
+        }
+        _ => make(None, sched),
+    };
+    if runnable.metadata().sched.is_closed() {
+        // Spawned on a runtime that is shutting down: the task completes as cancelled.
+        runnable.metadata().abort();
+    }
+    runnable.schedule();
+    JoinHandle::new(task, waker)
+}
+
+/// Runs a task one last time with its abort flag set, so it drops its future and completes as
+/// cancelled; a local task off its own thread is leaked instead (its future may not be
+/// touched here, and leaking never frees its memory, which keeps `Pin`'s promise).
+pub(crate) fn cancel(runnable: Runnable) {
+    let meta = runnable.metadata();
+    if let Some(owner) = meta.local_to {
+        if owner != std::thread::current().id() {
+            std::mem::forget(runnable);
+            return;
+        }
+    }
+    meta.abort();
+    runnable.run();
+}
+
+/// Yields to the scheduler once: the task is woken at once and goes to the back of its run
+/// queue, behind the tasks (and the kqueue poll) already waiting.
+pub async fn yield_now() {
+    struct YieldNow {
+        yielded: bool,
+    }
+    impl Future for YieldNow {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.yielded {
+                return Poll::Ready(());
+            }
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+    YieldNow { yielded: false }.await
+}
+
+/// A panic payload, as `std::panic::catch_unwind` returns it.
+pub type Payload = Box<dyn Any + Send + 'static>;
+
+/// Spawns a task onto the current runtime.
+///
+/// # Panics
+/// Outside a runtime's context (use [`Handle::spawn`] there).
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match crate::runtime::context::with_current(|h| h.spawn(future)) {
+        Some(handle) => handle,
+        None => panic!("knote::spawn called outside a knote runtime"),
+    }
+}
+
+/// Runs a blocking closure on the current runtime's blocking pool.
+///
+/// # Panics
+/// Outside a runtime's context.
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match crate::runtime::context::with_current(|h| h.spawn_blocking(f)) {
+        Some(handle) => handle,
+        None => panic!("knote::spawn_blocking called outside a knote runtime"),
+    }
+}
+
+/// Spawns a `!Send` task that runs on this thread.
+///
+/// # Panics
+/// Unless this thread is driving a current-thread runtime right now (inside its `block_on`,
+/// or a [`LocalRuntime`](crate::runtime::LocalRuntime)'s `turn`/`block_on`).
+#[track_caller]
+pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let handle = Handle::try_current().ok();
+    let shared = match handle.as_ref().map(|h| &h.inner) {
+        Some(crate::runtime::handle::Inner::Current(s)) if current_thread::is_driving(s) => s,
+        _ => panic!(
+            "knote::spawn_local needs a current-thread runtime driven by this thread \
+             (inside its block_on, or a LocalRuntime)"
+        ),
+    };
+    shared.claim_local();
+    let how = Spawn {
+        sched: Scheduler::Current(std::sync::Arc::clone(shared)),
+        shard: Some(0),
+    };
+    // SAFETY: the runtime is driven by this thread and has recorded it as the owner of its
+    // local tasks: it refuses to be driven from any other thread, and its shutdown leaks
+    // (never drops) local tasks off this thread.
+    unsafe { spawn_local_inner(how, future) }
+}

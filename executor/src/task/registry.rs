@@ -1,0 +1,85 @@
+//! The registry of live tasks: what lets a runtime that shuts down find, and drop, every task it
+//! ever spawned, even one that nothing will ever wake again (two tasks awaiting each other's
+//! channels, say).
+//!
+//! Each entry holds a [`Waker`] of its task. Shutting down wakes them all, which hands each
+//! task's `Runnable` to the runtime's queues, where dropping it drops the future. An entry is
+//! removed by its task's own guard when the future is dropped (completed, aborted or
+//! cancelled), so the registry's size is the number of tasks whose futures are alive.
+//!
+//! Sharded by the spawning thread's worker index, so that spawns on different workers do not
+//! contend on one lock.
+
+use std::sync::Mutex;
+use std::task::Waker;
+
+pub(crate) struct Registry {
+    shards: Box<[Mutex<slab::Slab<Waker>>]>,
+}
+
+/// Where a task's entry sits.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EntryKey {
+    pub(crate) shard: u32,
+    pub(crate) key: u32,
+}
+
+impl Registry {
+    pub(crate) fn new(shards: usize) -> Registry {
+        Registry {
+            shards: (0..shards.max(1))
+                .map(|_| Mutex::new(slab::Slab::new()))
+                .collect(),
+        }
+    }
+
+    fn shard(&self, shard: u32) -> std::sync::MutexGuard<'_, slab::Slab<Waker>> {
+        // A poisoned shard only means a waker's drop panicked while we held it; the slab is
+        // still consistent.
+        self.shards[shard as usize % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reserves an entry in `shard`, lets `spawn` create the task knowing its key, and stores
+    /// the waker `spawn` returns, all under the shard's lock (so shutdown never sees a key
+    /// without its waker).
+    pub(crate) fn insert_with<R>(
+        &self,
+        shard: u32,
+        spawn: impl FnOnce(EntryKey) -> (R, Waker),
+    ) -> R {
+        let mut slab = self.shard(shard);
+        let entry = slab.vacant_entry();
+        let key = EntryKey {
+            shard: shard % self.shards.len() as u32,
+            key: u32::try_from(entry.key()).expect("fewer than 2^32 live tasks per shard"),
+        };
+        let (result, waker) = spawn(key);
+        entry.insert(waker);
+        result
+    }
+
+    pub(crate) fn remove(&self, key: EntryKey) {
+        let waker = self.shard(key.shard).try_remove(key.key as usize);
+        // Dropped outside the lock: a waker's drop may run arbitrary code (the last reference
+        // to a task frees it).
+        drop(waker);
+    }
+
+    /// Wakers of every live task, cloned (entries stay until the tasks' guards remove them).
+    pub(crate) fn snapshot(&self) -> Vec<Waker> {
+        let mut all = Vec::new();
+        for shard in 0..self.shards.len() {
+            all.extend(self.shard(shard as u32).iter().map(|(_, w)| w.clone()));
+        }
+        all
+    }
+
+    /// How many tasks have live futures.
+    pub(crate) fn len(&self) -> usize {
+        (0..self.shards.len())
+            .map(|s| self.shard(s as u32).len())
+            .sum()
+    }
+}
