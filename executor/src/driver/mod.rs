@@ -211,7 +211,7 @@ impl Driver {
     /// EV_RECEIPT and the event list has exactly one entry per change, so kevent returns the
     /// receipts and nothing else. (Collecting here could swallow the wake-up trigger meant for
     /// the thread asleep in this kqueue.)
-    fn flush(&self) {
+    pub(crate) fn flush(&self) {
         let mut changes = Vec::new();
         let mut releases = Vec::new();
         self.take_pending(&mut changes, &mut releases);
@@ -228,6 +228,11 @@ impl Driver {
         for token in releases {
             self.slots.release(token);
         }
+    }
+
+    /// Whether changes wait for the next `kevent`.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.has_pending.load(Ordering::Acquire)
     }
 
     /// Takes the pending changes as kevents (timers made relative to now), and the slots to
@@ -365,11 +370,14 @@ impl Driver {
                 slot.reader.wake();
             }
         } else {
-            // Data first, so a woken reader that sees EVENT also sees what came with it.
-            if slot.snapshot(generation).bits & ready::EVENT == 0 {
-                slot.data.store(ev.data(), Ordering::Release);
-            } else {
+            // Data first, so a woken reader that sees EVENT also sees what came with it. A
+            // signal's `data` counts deliveries since the last event: those add up until
+            // the reader takes them; other filters report a state (an exit status, a user
+            // value): the latest wins.
+            if filter == Filter::SIGNAL {
                 slot.data.fetch_add(ev.data(), Ordering::AcqRel);
+            } else {
+                slot.data.store(ev.data(), Ordering::Release);
             }
             slot.fflags
                 .fetch_or(u64::from(ev.fflags()), Ordering::AcqRel);

@@ -167,7 +167,7 @@ impl Slot {
 /// slot, so a slot's address is fixed for the driver's lifetime.
 const FIRST_PAGE_SHIFT: u32 = 5;
 const FIRST_PAGE: usize = 1 << FIRST_PAGE_SHIFT;
-const PAGES: usize = 27; // 32 * (2^27 - 1) slots: more than any u32 index
+const PAGES: usize = 28; // 32 * (2^28 - 1) slots: room for every u32 index
 
 struct FreeList {
     free: Vec<u32>,

@@ -79,3 +79,16 @@ impl Drop for DrivingGuard {
         let _ = DRIVING.try_with(|d| d.set(prev));
     }
 }
+
+/// Refuses to block a thread that drives a runtime: its tasks (and everything waiting on its
+/// kqueue) would stop, and a nested `block_on` on the same runtime could never finish.
+#[track_caller]
+pub(crate) fn assert_not_driving(what: &str) {
+    let driving = DRIVING.try_with(|d| !d.get().is_null()).unwrap_or(false);
+    if driving {
+        panic!(
+            "knote: {what} was called on a thread that is running a runtime's tasks; \
+             blocking it would stall that runtime (use .await, or spawn_blocking)"
+        );
+    }
+}

@@ -348,6 +348,9 @@ impl Shared {
     pub(crate) fn drive_owned<F: Future>(self: &Arc<Self>, core: &Core, fut: F) -> F::Output {
         let fut = pin!(fut);
         let out = self.drive(core, fut);
+        if self.driver.has_pending() {
+            self.driver.flush();
+        }
         // Back to "outside turn": remote wake-ups must trigger the kqueue for the host.
         self.parked.store(true, Ordering::SeqCst);
         out
@@ -377,6 +380,11 @@ impl Shared {
         } else {
             self.poll_driver(core, Some(Duration::ZERO)).map(|_| ())
         };
+        // The host is about to wait on the kqueue's fd: what the tasks just asked for (a timer
+        // armed after our wait) must be in the kernel by then, or nothing would wake it.
+        if self.driver.has_pending() {
+            self.driver.flush();
+        }
         // Outside `turn` the host waits on the kqueue's fd: remote wake-ups must trigger it.
         self.parked.store(true, Ordering::SeqCst);
         result?;

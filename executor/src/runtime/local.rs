@@ -24,15 +24,16 @@ use crate::task::{self, JoinHandle, Spawn};
 /// use std::time::Duration;
 ///
 /// let rt = knote_executor::runtime::LocalRuntime::new()?;
-/// rt.spawn_local(async { /* ... */ });
-/// loop {
-///     // Run what is ready; then, if nothing is, let the host sleep in poll(2) on
-///     // rt.as_raw_fd() and its own fds.
-///     let more = rt.turn(Some(Duration::ZERO))?;
-///     if !more && rt.live_tasks() == 0 {
-///         break;
+/// rt.spawn_local(async { knote_executor::time::sleep(Duration::from_millis(10)).await });
+/// let mut more = true;
+/// while more || rt.live_tasks() > 0 {
+///     if !more {
+///         // Nothing ready: sleep in the host's own poll(2), knote's fd among the host's fds.
+///         let mut fds = [libc::pollfd { fd: rt.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+///         // SAFETY: one valid pollfd.
+///         unsafe { libc::poll(fds.as_mut_ptr(), 1, 1000) };
 ///     }
-///     # break;
+///     more = rt.turn(Some(Duration::ZERO))?;
 /// }
 /// # Ok(()) }
 /// ```
@@ -42,6 +43,7 @@ pub struct LocalRuntime {
     handle: Handle,
     shared: Arc<Shared>,
     core: Box<Core>,
+    shut_down: std::cell::Cell<bool>,
     /// `!Send`: local tasks and the core stay on this thread.
     _not_send: std::marker::PhantomData<*const ()>,
 }
@@ -64,6 +66,7 @@ impl LocalRuntime {
             handle,
             shared,
             core,
+            shut_down: std::cell::Cell::new(false),
             _not_send: std::marker::PhantomData,
         }
     }
@@ -109,7 +112,12 @@ impl LocalRuntime {
     /// kqueue without waiting; if no task was ready, first waits up to `timeout` (`None`:
     /// until something happens) for the kqueue. Returns whether tasks are still ready, in
     /// which case the host should turn again before it sleeps.
+    ///
+    /// # Panics
+    /// When called from inside one of this (or another) runtime's tasks.
+    #[track_caller]
     pub fn turn(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        super::context::assert_not_driving("LocalRuntime::turn");
         let _enter = self.handle.enter();
         self.shared.turn(&self.core, timeout)
     }
@@ -125,9 +133,22 @@ impl LocalRuntime {
 
     /// Runs `future` to completion, driving the runtime meanwhile (for start-up and tests;
     /// the host loop's job otherwise).
+    ///
+    /// # Panics
+    /// When called from inside one of this (or another) runtime's tasks.
+    #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        super::context::assert_not_driving("LocalRuntime::block_on");
         let _enter = self.handle.enter();
         self.shared.drive_owned(&self.core, future)
+    }
+
+    /// Shuts down: cancels every task (as dropping does) and waits at most `timeout` for
+    /// blocking closures still running (dropping waits for them without limit).
+    pub fn shutdown_timeout(self, timeout: Duration) {
+        self.shared.shutdown(&self.handle, Some(&self.core));
+        self.handle.blocking().shutdown(Some(timeout));
+        self.shut_down.set(true);
     }
 
     /// How many tasks have live futures.
@@ -150,6 +171,9 @@ impl AsFd for LocalRuntime {
 
 impl Drop for LocalRuntime {
     fn drop(&mut self) {
+        if self.shut_down.get() {
+            return;
+        }
         self.shared.shutdown(&self.handle, Some(&self.core));
         self.handle.blocking().shutdown(None);
     }

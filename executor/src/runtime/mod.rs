@@ -99,7 +99,13 @@ impl Runtime {
     /// Runs `future` to completion on this thread, with the runtime as its context. On a
     /// current-thread runtime this thread also runs the spawned tasks and waits on the kqueue;
     /// on a multi-thread one the workers do.
+    ///
+    /// # Panics
+    /// On a thread that is itself running a runtime's tasks (inside a task, or inside another
+    /// `block_on`'s future on a current-thread runtime).
+    #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        context::assert_not_driving("Runtime::block_on");
         let _enter = self.handle.enter();
         match &self.handle.inner {
             handle::Inner::Current(s) => s.block_on(future),
