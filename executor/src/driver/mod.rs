@@ -31,21 +31,30 @@ use crate::runtime::context;
 const WAKE_UDATA: usize = usize::MAX;
 const WAKE_IDENT: usize = 0;
 
-/// A change waiting for the next `kevent` of this driver.
-enum Pending {
-    /// Arm (or re-arm) the timer of a slot to fire at an instant. Made relative when submitted,
-    /// so the time it waited in the list is not added to the sleep.
-    Timer { token: Token, deadline: Instant },
-    /// Delete the timer of a slot, then release the slot (not before: a new owner of the index
+/// Timer changes waiting for the next `kevent` of this driver.
+#[derive(Default)]
+struct Pending {
+    /// Arm (or re-arm) a slot's timer to fire at an instant. Made relative when submitted, so
+    /// the time it waited in the list is not added to the sleep.
+    arms: Vec<(Token, Instant)>,
+    /// Delete a slot's timer, then release the slot (not before: a new owner of the index
     /// would reuse the knote's ident, and the delete must not hit the new owner's timer).
-    DeleteTimer { token: Token },
+    deletes: Vec<Token>,
+    /// Some slot was armed twice in this batch (a reset): keep only its last arm.
+    rearmed: bool,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.arms.is_empty() && self.deletes.is_empty()
+    }
 }
 
 /// See the module docs.
 pub(crate) struct Driver {
     kq: Kqueue,
     slots: Slots,
-    pending: Mutex<Vec<Pending>>,
+    pending: Mutex<Pending>,
     has_pending: AtomicBool,
 }
 
@@ -72,7 +81,7 @@ impl Driver {
         Ok(Driver {
             kq,
             slots: Slots::new(),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
             has_pending: AtomicBool::new(false),
         })
     }
@@ -180,14 +189,18 @@ impl Driver {
         self.slots.release(token);
     }
 
-    /// Arms the timer of `token`'s slot for `deadline` (EV_ADD on an armed one re-arms it).
-    pub(crate) fn arm_timer(&self, token: Token, deadline: Instant) {
-        self.queue(Pending::Timer { token, deadline });
+    /// Arms the timer of `token`'s slot for `deadline`; `rearm` if it may be armed already
+    /// (EV_ADD on an armed knote re-arms it).
+    pub(crate) fn arm_timer(&self, token: Token, deadline: Instant, rearm: bool) {
+        self.queue(|p| {
+            p.arms.push((token, deadline));
+            p.rearmed |= rearm;
+        });
     }
 
     /// Cancels the timer of `token`'s slot and releases the slot once the delete is applied.
     pub(crate) fn cancel_timer(&self, token: Token) {
-        self.queue(Pending::DeleteTimer { token });
+        self.queue(|p| p.deletes.push(token));
     }
 
     /// Releases a slot whose knotes are already gone (a fired one-shot timer).
@@ -195,11 +208,8 @@ impl Driver {
         self.slots.release(token);
     }
 
-    fn queue(&self, change: Pending) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(change);
+    fn queue(&self, change: impl FnOnce(&mut Pending)) {
+        change(&mut self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         self.has_pending.store(true, Ordering::Release);
         if !context::drives(self) {
             // The thread that drives this kqueue may be asleep in it: apply the list now.
@@ -241,7 +251,7 @@ impl Driver {
         if !self.has_pending.load(Ordering::Acquire) {
             return;
         }
-        let list = {
+        let mut list = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             self.has_pending.store(false, Ordering::Release);
             std::mem::take(&mut *pending)
@@ -249,36 +259,47 @@ impl Driver {
         if list.is_empty() {
             return;
         }
+        if list.rearmed {
+            // The last arm of each slot wins: reverse, stable-sort by slot, keep the first.
+            list.arms.reverse();
+            list.arms.sort_by_key(|(token, _)| token.index());
+            list.arms.dedup_by_key(|(token, _)| token.index());
+        }
+        // Arms go in deadline order: the backend stamps each change with the clock as it
+        // applies it, and deadlines already past all become "1 ns from now", so only deadline
+        // order makes timers fire in deadline order. (Usually already sorted: a batch is
+        // mostly sleeps of one length armed one after another.)
+        if !list.arms.windows(2).all(|w| w[0].1 <= w[1].1) {
+            list.arms.sort_by_key(|&(_, deadline)| deadline);
+        }
         let now = Instant::now();
-        for change in list {
-            match change {
-                Pending::Timer { token, deadline } => {
-                    // At least 1 ns: a zero interval means "no timer" to some kqueues.
-                    let ns = deadline
-                        .saturating_duration_since(now)
-                        .as_nanos()
-                        .clamp(1, i64::MAX as u128) as i64;
-                    changes.push(Kevent::new(
-                        token.index() as usize,
-                        Filter::TIMER,
-                        Flags::ADD | Flags::ONESHOT,
-                        note::NSECONDS,
-                        ns,
-                        token.udata(),
-                    ));
-                }
-                Pending::DeleteTimer { token } => {
-                    changes.push(Kevent::new(
-                        token.index() as usize,
-                        Filter::TIMER,
-                        Flags::DELETE,
-                        0,
-                        0,
-                        0,
-                    ));
-                    releases.push(token);
-                }
-            }
+        for (token, deadline) in list.arms {
+            // At least 1 ns: a zero interval means "no timer" to some kqueues.
+            let ns = deadline
+                .saturating_duration_since(now)
+                .as_nanos()
+                .clamp(1, i64::MAX as u128) as i64;
+            changes.push(Kevent::new(
+                token.index() as usize,
+                Filter::TIMER,
+                Flags::ADD | Flags::ONESHOT,
+                note::NSECONDS,
+                ns,
+                token.udata(),
+            ));
+        }
+        // Deletes last: a slot armed and dropped within one batch gets its arm, then its
+        // delete, in that order (arms of other slots do not care where a delete goes).
+        for token in list.deletes {
+            changes.push(Kevent::new(
+                token.index() as usize,
+                Filter::TIMER,
+                Flags::DELETE,
+                0,
+                0,
+                0,
+            ));
+            releases.push(token);
         }
     }
 

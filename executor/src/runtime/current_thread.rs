@@ -329,10 +329,13 @@ impl Shared {
                     return v;
                 }
             }
-            self.core_waiters
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(std::thread::current());
+            {
+                let mut waiters = self.core_waiters.lock().unwrap_or_else(|e| e.into_inner());
+                let me = std::thread::current();
+                if !waiters.iter().any(|t| t.id() == me.id()) {
+                    waiters.push(me);
+                }
+            }
             if self
                 .core
                 .lock()
@@ -427,6 +430,13 @@ impl Shared {
             for w in wakers {
                 w.wake();
             }
+        }
+        // The dropped futures' timers queued their deletes for this thread's next wait, which
+        // never comes: apply them now. Until then each slot keeps its task's waker, the task
+        // keeps this runtime alive, and the runtime keeps the slot: a cycle that leaked the
+        // whole runtime (kqueue fd included) whenever a task was cancelled in a sleep.
+        if self.driver.has_pending() {
+            self.driver.flush();
         }
         drop(_core);
         if let Some(core) = taken {

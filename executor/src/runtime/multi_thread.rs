@@ -349,6 +349,22 @@ impl Shared {
         if searching {
             self.idle.num_searching.fetch_sub(1, Ordering::SeqCst);
         }
+        // `shutdown_timeout` may have stopped waiting for this worker and drained the queues
+        // while a poll here outlived it; what that poll scheduled since (the task itself, woken
+        // while it ran; a task it spawned or woke) landed in our queue, where nothing would
+        // ever run or cancel it. Cancel it here (a cancel may wake more: loop until empty).
+        // Timers dropped on this thread (by the last polls, or by those cancels) queued their
+        // deletes for a wait that will never come: apply them, or their slots would keep their
+        // tasks' wakers, the tasks this runtime, and the runtime those slots (a leak).
+        loop {
+            while let Some(r) = worker.queue.pop().or_else(|| self.inject.pop()) {
+                task::cancel(r);
+            }
+            if !worker.driver.has_pending() {
+                break;
+            }
+            worker.driver.flush();
+        }
     }
 
     /// Starts the worker threads.

@@ -83,7 +83,7 @@ impl Sleep {
                 let slot = driver.slot(*token);
                 let seen = slot.snapshot(token.generation());
                 slot.clear(token.generation(), seen, bits::TIMER);
-                driver.arm_timer(*token, deadline);
+                driver.arm_timer(*token, deadline, true);
             }
             State::Elapsed => self.state = State::Idle,
             State::Idle => {}
@@ -104,7 +104,7 @@ impl Sleep {
                     });
                     let (token, slot) = driver.alloc();
                     slot.reader.register(cx.waker());
-                    driver.arm_timer(token, self.deadline);
+                    driver.arm_timer(token, self.deadline, false);
                     self.state = State::Armed { driver, token };
                     false
                 }
@@ -121,7 +121,7 @@ impl Sleep {
                     true
                 } else {
                     slot.clear(token.generation(), seen, bits::TIMER);
-                    driver.arm_timer(*token, self.deadline);
+                    driver.arm_timer(*token, self.deadline, true);
                     false
                 }
             }
