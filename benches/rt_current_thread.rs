@@ -1,7 +1,7 @@
 //! knote's current-thread runtime and tokio's, side by side, in one run.
 //!
 //! ```text
-//! cargo bench --bench rt_current_thread                  # about a minute and a half on 2 cores
+//! cargo bench --bench rt_current_thread                  # under a minute on 2 cores
 //! cargo bench --bench rt_current_thread -- yield_many    # one workload
 //! benches/executor_ratios.sh                             # both executor benches, 3 interleaved
 //!                                                        # runs, a knote ÷ tokio table
@@ -492,7 +492,7 @@ fn executor(c: &mut Criterion) {
     }
 }
 
-/// Short warm-up and measurement, so the whole run takes about a minute and a half on 2 cores;
+/// Short warm-up and measurement, so the whole run takes under a minute on 2 cores;
 /// command line options (`--quick`, `--measurement-time`, …) still override these.
 fn config() -> Criterion {
     Criterion::default()

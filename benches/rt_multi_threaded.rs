@@ -1,7 +1,7 @@
 //! knote's multi-thread runtime and tokio's, side by side, in one run.
 //!
 //! ```text
-//! cargo bench --bench rt_multi_threaded                    # about four minutes on 2 cores
+//! cargo bench --bench rt_multi_threaded                    # 3-4 minutes on 2 cores
 //! KNOTE_BENCH_WORKERS=4 cargo bench --bench rt_multi_threaded   # only tokio's 4 workers
 //! benches/executor_ratios.sh                               # both executor benches, 3
 //!                                                          # interleaved runs, a ratio table
@@ -568,7 +568,8 @@ fn executor(c: &mut Criterion) {
     }
 }
 
-/// Short warm-up and measurement, so the whole run takes about four minutes on 2 cores;
+/// Short warm-up and measurement, so the whole run takes 3-4 minutes on 2 cores (most of it
+/// knote's `spawn_many_remote_busy1`, whose iterations take a second or two);
 /// command line options (`--quick`, `--measurement-time`, …) still override these.
 fn config() -> Criterion {
     Criterion::default()

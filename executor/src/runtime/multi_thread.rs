@@ -17,10 +17,10 @@
 //! cascade only as far as there is work. Wake-ups are coalesced per sleep: `parked` is swapped
 //! to false by whoever sends the one trigger.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -42,6 +42,8 @@ struct Worker {
     queue: ArrayQueue<Runnable>,
     /// Asleep (or about to sleep) in its kqueue: a wake-up must trigger it.
     parked: AtomicBool,
+    /// How many times it has polled its own kqueue (tells a stuck worker from a busy one).
+    turns: AtomicU64,
 }
 
 struct Idle {
@@ -65,19 +67,45 @@ pub(crate) struct Shared {
     all_stopped: std::sync::Condvar,
 }
 
+/// What only the worker's own thread touches: the LIFO slot and the yielded tasks.
+struct Local {
+    shared: *const Shared,
+    index: usize,
+    /// The task woken (or spawned) last by the running task: run next, on a warm cache, unless
+    /// it keeps displacing the queue (see `MAX_LIFO_POLLS`). Not stealable.
+    lifo: Cell<Option<Runnable>>,
+    /// Tasks that woke themselves while running (`yield_now`): they wait until the queues
+    /// hold nothing else, or the next kqueue poll, so that a yielding loop defers to every
+    /// other task, remote spawns included (tokio defers them the same way).
+    deferred: RefCell<Vec<Runnable>>,
+    /// A task is being polled: its wake-ups go to the LIFO slot. Wake-ups from the kqueue's
+    /// events go to the queue, in event order (timers due together run in deadline order).
+    polling: Cell<bool>,
+}
+
+/// Consecutive polls from the LIFO slot before the queue gets a turn (tokio's figure): two
+/// tasks waking each other would otherwise starve everything else on the worker.
+const MAX_LIFO_POLLS: u32 = 3;
+
 thread_local! {
-    /// The worker this thread is: (runtime, index).
-    static WORKER: Cell<(*const Shared, usize)> = const { Cell::new((std::ptr::null(), 0)) };
+    /// The worker this thread runs, while it runs it.
+    static WORKER: Cell<*const Local> = const { Cell::new(std::ptr::null()) };
+}
+
+/// This thread's worker state, if it is a worker of `shared`.
+fn current_local<'a>(shared: *const Shared) -> Option<&'a Local> {
+    let local = WORKER.try_with(|w| w.get()).ok()?;
+    if local.is_null() {
+        return None;
+    }
+    // SAFETY: `WORKER` points at the `Local` on the stack frame of `run_worker`, set and reset
+    // by that frame's guard; this thread is inside that frame whenever it is non-null.
+    let local = unsafe { &*local };
+    (local.shared == shared).then_some(local)
 }
 
 fn current_worker(shared: *const Shared) -> Option<usize> {
-    WORKER
-        .try_with(|w| {
-            let (s, i) = w.get();
-            (s == shared).then_some(i)
-        })
-        .ok()
-        .flatten()
+    current_local(shared).map(|l| l.index)
 }
 
 /// The schedule function of multi-thread tasks.
@@ -86,17 +114,17 @@ pub(crate) fn schedule(runnable: Runnable, yielded: bool) {
         unreachable!("a multi-thread task")
     };
     let target = Arc::as_ptr(shared);
-    if let Some(index) = current_worker(target) {
-        // SAFETY: `WORKER` names this runtime only while this thread runs one of its workers,
-        // and the worker holds an `Arc<Shared>` for that whole time.
+    if let Some(local) = current_local(target) {
+        // SAFETY: the worker's frame holds an `Arc<Shared>` for as long as `WORKER` names it.
         let shared = unsafe { &*target };
-        let queue = &shared.workers[index].queue;
-        if let Err(r) = queue.push(runnable) {
-            shared.inject.push(r);
+        if yielded {
+            local.deferred.borrow_mut().push(runnable);
+            return;
         }
-        // More work here than this worker will get to next: let a sleeper come and steal it.
-        if !yielded && queue.len() > 1 {
-            shared.notify_one();
+        if !local.polling.get() {
+            shared.push_local(local.index, runnable);
+        } else if let Some(previous) = local.lifo.replace(Some(runnable)) {
+            shared.push_local(local.index, previous);
         }
         return;
     }
@@ -116,6 +144,7 @@ impl Shared {
                     driver: Arc::new(Driver::new()?),
                     queue: ArrayQueue::new(LOCAL_QUEUE),
                     parked: AtomicBool::new(false),
+                    turns: AtomicU64::new(0),
                 })
             })
             .collect::<io::Result<Box<[Worker]>>>()?;
@@ -157,6 +186,16 @@ impl Shared {
             self.next_driver.fetch_add(1, Ordering::Relaxed) % self.workers.len()
         });
         Arc::clone(&self.workers[index].driver)
+    }
+
+    /// Pushes to a worker's own queue (the injection queue if full) and, if that leaves work
+    /// to steal, lets a sleeper come for it.
+    fn push_local(&self, index: usize, runnable: Runnable) {
+        let queue = &self.workers[index].queue;
+        if let Err(r) = queue.push(runnable) {
+            self.inject.push(r);
+        }
+        self.notify_one();
     }
 
     fn push_remote(&self, runnable: Runnable) {
@@ -212,16 +251,49 @@ impl Shared {
         !self.inject.is_empty() || self.workers.iter().any(|w| !w.queue.is_empty())
     }
 
-    fn next_task(&self, index: usize, tick: u32) -> Option<Runnable> {
-        if tick % REMOTE_INTERVAL == 0 {
+    fn next_task(
+        &self,
+        local: &Local,
+        tick: u32,
+        remote_interval: u32,
+        lifo_polls: &mut u32,
+    ) -> Option<Runnable> {
+        // Remote work first every `remote_interval` ticks, whatever the LIFO slot holds.
+        if tick % remote_interval == 0 {
             if let Some(r) = self.inject.pop() {
                 return Some(r);
             }
         }
-        self.workers[index]
-            .queue
-            .pop()
-            .or_else(|| self.inject.pop())
+        if *lifo_polls < MAX_LIFO_POLLS {
+            if let Some(r) = local.lifo.take() {
+                *lifo_polls += 1;
+                return Some(r);
+            }
+        } else if let Some(r) = local.lifo.take() {
+            // The slot had its share: its task queues like any other.
+            self.push_local(local.index, r);
+        }
+        *lifo_polls = 0;
+        let queue = &self.workers[local.index].queue;
+        queue.pop().or_else(|| self.inject.pop())
+    }
+
+    /// Puts the yielded tasks back in the queue; whether there were any.
+    fn wake_deferred(&self, local: &Local) -> bool {
+        let deferred = std::mem::take(&mut *local.deferred.borrow_mut());
+        if deferred.is_empty() {
+            return false;
+        }
+        let queue = &self.workers[local.index].queue;
+        for r in deferred {
+            if let Err(r) = queue.push(r) {
+                self.inject.push(r);
+            }
+        }
+        if queue.len() > 1 {
+            self.notify_one();
+        }
+        true
     }
 
     /// Takes one task from another worker (and up to half of the rest of its queue).
@@ -255,13 +327,19 @@ impl Shared {
         self.inject.pop()
     }
 
-    /// Polls the kqueues of workers that are busy (not asleep in them), without waiting, and
-    /// takes the tasks their events wake (they land in this worker's queue: the wakers run
-    /// here). A wake-up trigger found there was meant for its owner, and is passed on.
-    fn steal_events(&self, index: usize, events: &mut [Kevent]) -> usize {
+    /// Polls, without waiting, the kqueues of workers that are busy and have not polled their
+    /// own since this worker last looked (stuck in a long poll), and takes the tasks their
+    /// events wake: the wakers run here, so the tasks land in this worker's queue. A wake-up
+    /// trigger found there was meant for its owner, and is passed on.
+    fn steal_events(&self, index: usize, seen: &mut [u64], events: &mut [Kevent]) -> usize {
         let mut found = 0;
         for (i, worker) in self.workers.iter().enumerate() {
             if i == index || worker.parked.load(Ordering::SeqCst) {
+                continue;
+            }
+            let turns = worker.turns.load(Ordering::Relaxed);
+            if std::mem::replace(&mut seen[i], turns) != turns {
+                // It polled its kqueue since we last looked: not stuck.
                 continue;
             }
             if let Ok(turn) = worker.driver.turn(events, Some(Duration::ZERO)) {
@@ -306,20 +384,31 @@ impl Shared {
         let _enter = context::enter(handle.clone());
         let worker = &self.workers[index];
         let _driving = context::set_driving(&worker.driver);
-        struct WorkerGuard((*const Shared, usize));
+        let local = Local {
+            shared: Arc::as_ptr(self),
+            index,
+            lifo: Cell::new(None),
+            deferred: RefCell::new(Vec::new()),
+            polling: Cell::new(false),
+        };
+        struct WorkerGuard(*const Local);
         impl Drop for WorkerGuard {
             fn drop(&mut self) {
                 let prev = self.0;
                 let _ = WORKER.try_with(|w| w.set(prev));
             }
         }
-        let _worker = WorkerGuard(WORKER.with(|w| w.replace((Arc::as_ptr(self), index))));
+        let guard = WorkerGuard(WORKER.with(|w| w.replace(&local)));
         let mut events = vec![Kevent::zeroed(); self.event_capacity];
+        let mut seen = vec![0u64; self.workers.len()];
         let mut tick: u32 = 0;
+        let mut lifo_polls = 0;
+        let mut remote_interval = REMOTE_INTERVAL;
+        let mut batch_start = Instant::now();
         let mut searching = false;
         let mut seed: u32 = 0x9e37_79b9 ^ (index as u32).wrapping_mul(0x85eb_ca6b) | 1;
         while !self.is_closed() {
-            let next = match self.next_task(index, tick) {
+            let next = match self.next_task(&local, tick, remote_interval, &mut lifo_polls) {
                 Some(r) => Some(r),
                 None => self.steal(index, &mut seed),
             };
@@ -328,22 +417,35 @@ impl Shared {
                     searching = false;
                     self.stop_searching();
                 }
+                local.polling.set(true);
                 runnable.run();
+                local.polling.set(false);
                 tick = tick.wrapping_add(1);
                 if tick % EVENT_INTERVAL == 0 {
                     let _ = worker.driver.turn(&mut events, Some(Duration::ZERO));
+                    worker.turns.fetch_add(1, Ordering::Relaxed);
+                    self.wake_deferred(&local);
+                    // Look at the injection queue about every 200 µs of task time, however
+                    // long tasks take (tokio tunes its global queue interval the same way):
+                    // slow tasks would otherwise leave remote spawns waiting.
+                    let now = Instant::now();
+                    let per_task = now.duration_since(batch_start) / EVENT_INTERVAL;
+                    batch_start = now;
+                    remote_interval =
+                        (Duration::from_micros(200).as_nanos() / per_task.as_nanos().max(1))
+                            .clamp(2, u128::from(REMOTE_INTERVAL)) as u32;
                 }
                 continue;
             }
-            // Out of work: our own kqueue and the busy workers' kqueues may have some.
-            let own = worker
-                .driver
-                .turn(&mut events, Some(Duration::ZERO))
-                .map_or(0, |t| t.events);
-            if own > 0 || self.steal_events(index, &mut events) > 0 {
+            // Out of other work: the tasks that yielded get their turn.
+            if self.wake_deferred(&local) {
+                continue;
+            }
+            if self.steal_events(index, &mut seen, &mut events) > 0 {
                 continue;
             }
             self.park(index, &mut events, searching);
+            worker.turns.fetch_add(1, Ordering::Relaxed);
             searching = true;
         }
         if searching {
@@ -357,14 +459,26 @@ impl Shared {
         // deletes for a wait that will never come: apply them, or their slots would keep their
         // tasks' wakers, the tasks this runtime, and the runtime those slots (a leak).
         loop {
-            while let Some(r) = worker.queue.pop().or_else(|| self.inject.pop()) {
+            let deferred = std::mem::take(&mut *local.deferred.borrow_mut());
+            let queued = local.lifo.take().into_iter().chain(deferred);
+            let mut any = false;
+            for r in queued {
+                any = true;
                 task::cancel(r);
+            }
+            while let Some(r) = worker.queue.pop().or_else(|| self.inject.pop()) {
+                any = true;
+                task::cancel(r);
+            }
+            if any {
+                continue;
             }
             if !worker.driver.has_pending() {
                 break;
             }
             worker.driver.flush();
         }
+        drop(guard);
     }
 
     /// Starts the worker threads.

@@ -42,7 +42,7 @@ impl Selector {
                     INTERNAL_SIGNAL => state.signal_report(),
                     INTERNAL_INNER => self.harvest_inner(state),
                     // The wake eventfd only wakes; the ready queue holds the news.
-                    _ => {}
+                    _ => self.wake_report(state),
                 },
                 _ => {}
             }

@@ -36,6 +36,7 @@ mod timers;
 pub(crate) use abi::*;
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -142,7 +143,7 @@ struct State {
     knotes: Slab<Knote>,
     fds: Vec<FdEntry>,
     /// Non-fd knotes by `(filter, ident)`; fd knotes are found through `fds`.
-    idents: HashMap<(i32, usize), usize>,
+    idents: HashMap<(i32, usize), usize, IdentHasher>,
     ready: VecDeque<KnoteRef>,
     timers: TimerHeap,
     /// The deadline the timerfd is armed for.
@@ -211,7 +212,7 @@ impl Selector {
             state: Mutex::new(State {
                 knotes: Slab::new(),
                 fds: Vec::new(),
-                idents: HashMap::new(),
+                idents: HashMap::default(),
                 ready: VecDeque::new(),
                 timers: TimerHeap::default(),
                 armed: None,
@@ -261,7 +262,7 @@ impl Selector {
             if n == events.len() {
                 // No room to report it: the call fails with this errno (a receipt for a
                 // successful change has nothing to fail with) and the rest is not applied.
-                self.sync(&mut state);
+                self.sync_and_unlock(state);
                 if errno != 0 {
                     return Err(io::Error::from_raw_os_error(errno));
                 }
@@ -278,7 +279,7 @@ impl Selector {
         state.verified = None;
         if receipts || events.is_empty() {
             // kqueue returns error and receipt entries at once, without collecting events.
-            self.sync(&mut state);
+            self.sync_and_unlock(state);
             return Ok(n);
         }
         self.collect(state, events, timeout)
@@ -309,7 +310,7 @@ impl Selector {
         loop {
             let n = self.scan(&mut state, events);
             if n > 0 {
-                self.sync(&mut state);
+                self.sync_and_unlock(state);
                 return Ok(n);
             }
             let remaining = match deadline {
@@ -317,16 +318,15 @@ impl Selector {
                 Some(d) => {
                     let now = os::now_ns();
                     if looked && now >= d {
-                        self.sync(&mut state);
+                        self.sync_and_unlock(state);
                         return Ok(0);
                     }
                     Some(Duration::from_nanos(d.saturating_sub(now)))
                 }
             };
-            self.sync(&mut state);
             // Any kqueue's observed-and-ignored signal can interrupt this wait: snapshot always.
             let signals_before = signals::deliveries();
-            drop(state);
+            self.sync_and_unlock(state);
             let got = os::epoll_wait(self.epfd.as_raw_fd(), &mut buf[..max], remaining);
             state = self.lock();
             looked = true;
@@ -353,7 +353,7 @@ impl Selector {
                     // wait; kqueue would not have been interrupted, so wait on.
                 }
                 Err(e) => {
-                    self.sync(&mut state);
+                    self.sync_and_unlock(state);
                     return Err(e);
                 }
             }
@@ -362,7 +362,8 @@ impl Selector {
 
     /// Brings the kernel side in line with the state before the lock is released: the wake
     /// eventfd readable iff events are queued, the timerfd armed at the earliest deadline.
-    fn sync(&self, state: &mut State) {
+    #[must_use = "the wake eventfd must be signalled after unlocking when this says so"]
+    fn sync(&self, state: &mut State) -> bool {
         // Entries of knotes deleted since they were queued are dead weight; dropping them from
         // both ends keeps a change-only caller's queue from growing and the fd from reading as
         // readable for nothing.
@@ -379,9 +380,15 @@ impl Selector {
             state.ready.pop_back();
         }
         let pending = !state.ready.is_empty();
+        let mut signal = false;
         if pending != state.woken {
             if pending {
-                os::eventfd_signal(self.wake.as_raw_fd());
+                // Written by the caller once the lock is released: a waiter woken by the write
+                // goes straight for this lock, and would find it held (a futex round trip per
+                // cross-thread wake-up, measured). Writing late can leave the eventfd
+                // readable with nothing queued (a consumer drained in between); `wake_report`
+                // drains such a stale signal.
+                signal = true;
             } else {
                 os::eventfd_drain(self.wake.as_raw_fd());
             }
@@ -394,6 +401,24 @@ impl Selector {
             if os::timerfd_arm(&self.timerfd, earliest).is_ok() {
                 state.armed = earliest;
             }
+        }
+        signal
+    }
+
+    /// `sync`, unlock, then the eventfd write `sync` asked for.
+    fn sync_and_unlock(&self, mut state: MutexGuard<'_, State>) {
+        let signal = self.sync(&mut state);
+        drop(state);
+        if signal {
+            os::eventfd_signal(self.wake.as_raw_fd());
+        }
+    }
+
+    /// The wake eventfd was reported readable: if nothing is queued any more (a late write,
+    /// see `sync`), drain it so that it does not keep the kqueue's fd readable for nothing.
+    fn wake_report(&self, state: &mut State) {
+        if !state.woken {
+            os::eventfd_drain(self.wake.as_raw_fd());
         }
     }
 }
@@ -501,3 +526,45 @@ fn timer_is_current(knotes: &Slab<Knote>, seq: u64, idx: usize) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// The hasher of the non-fd knote table (timers, user events, signals, processes), keyed by
+/// `(filter, ident)`.
+///
+/// kqueue hashes these idents too (FreeBSD's `kq_knhash`), with a plain multiplicative hash.
+/// The keys are chosen by the program that owns the kqueue, so there is no adversary to
+/// defend against with SipHash, whose cost showed up as the largest item in a 100,000-timer
+/// profile. This is the Fx hash (rustc's): a rotate, an xor and a multiply per word.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher {
+    hash: u64,
+}
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+    }
+
+    fn write_i32(&mut self, word: i32) {
+        self.write_u64(word as u32 as u64);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+type IdentHasher = BuildHasherDefault<FxHasher>;
