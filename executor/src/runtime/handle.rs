@@ -97,7 +97,7 @@ impl Handle {
             },
             Inner::Multi(s) => Spawn {
                 sched: Scheduler::Multi(Arc::clone(s)),
-                shard: Some(s.shard()),
+                shard: Some(crate::task::registry::next_shard() % s.registry.shards()),
             },
         };
         task::spawn_task(how, future)

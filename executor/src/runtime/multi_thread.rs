@@ -157,7 +157,9 @@ impl Shared {
                 num_sleeping: AtomicUsize::new(0),
                 num_searching: AtomicUsize::new(0),
             },
-            registry: Registry::new(n),
+            // Several shards per worker: completions on every worker and spawns from any
+            // thread spread over them.
+            registry: Registry::new(4 * n),
             blocking,
             closed: AtomicBool::new(false),
             next_driver: AtomicUsize::new(0),
@@ -173,11 +175,6 @@ impl Shared {
 
     pub(crate) fn worker_count(&self) -> usize {
         self.workers.len()
-    }
-
-    /// The registry shard for a spawn from this thread.
-    pub(crate) fn shard(self: &Arc<Self>) -> u32 {
-        current_worker(Arc::as_ptr(self)).unwrap_or(0) as u32
     }
 
     /// The driver new registrations go to: the current worker's, or round-robin from outside.

@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use super::{coop, Payload, TaskMeta};
 
@@ -14,19 +14,11 @@ use super::{coop, Payload, TaskMeta};
 /// [`abort`](JoinHandle::abort) cancels it.
 pub struct JoinHandle<T> {
     task: Option<async_task::Task<Result<T, JoinError>, TaskMeta>>,
-    /// Wakes the task so that an abort takes effect even if nothing else would wake it.
-    waker: Waker,
 }
 
 impl<T> JoinHandle<T> {
-    pub(super) fn new(
-        task: async_task::Task<Result<T, JoinError>, TaskMeta>,
-        waker: Waker,
-    ) -> Self {
-        JoinHandle {
-            task: Some(task),
-            waker,
-        }
+    pub(super) fn new(task: async_task::Task<Result<T, JoinError>, TaskMeta>) -> Self {
+        JoinHandle { task: Some(task) }
     }
 
     /// Cancels the task: its future is dropped the next time the runtime gets to it (at once if
@@ -36,8 +28,11 @@ impl<T> JoinHandle<T> {
     pub fn abort(&self) {
         if let Some(task) = &self.task {
             if !task.is_finished() {
-                task.metadata().abort();
-                self.waker.wake_by_ref();
+                let meta = task.metadata();
+                meta.abort();
+                // The task must run once more to drop its future: its registry entry holds a
+                // waker (a blocking task has none, and runs once anyway, queued or running).
+                meta.wake_for_abort();
             }
         }
     }

@@ -49,6 +49,12 @@ impl TaskMeta {
     pub(crate) fn abort(&self) {
         self.aborted.store(true, Ordering::Release);
     }
+
+    pub(crate) fn wake_for_abort(&self) {
+        if let (Some(entry), Some(registry)) = (self.entry, self.sched.registry()) {
+            registry.wake(entry);
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -178,16 +184,15 @@ where
                 async_task::WithInfo(schedule),
             )
         };
-        let waker = runnable.waker();
-        (runnable, task, waker)
+        (runnable, task)
     };
-    let (runnable, task, waker) = match (shard, sched.registry()) {
+    let (runnable, task) = match (shard, sched.registry()) {
         (Some(shard), Some(registry)) => {
             let registry_sched = sched.clone();
             registry.insert_with(shard, move |entry| {
-                let (runnable, task, waker) = make(Some(entry), registry_sched);
-                let keep = waker.clone();
-                ((runnable, task, keep), waker)
+                let (runnable, task) = make(Some(entry), registry_sched);
+                let waker = runnable.waker();
+                ((runnable, task), waker)
             })
         }
         _ => make(None, sched),
@@ -197,7 +202,7 @@ where
         runnable.metadata().abort();
     }
     runnable.schedule();
-    JoinHandle::new(task, waker)
+    JoinHandle::new(task)
 }
 
 /// Runs a task one last time with its abort flag set, so it drops its future and completes as

@@ -7,8 +7,9 @@
 //! removed by its task's own guard when the future is dropped (completed, aborted or
 //! cancelled), so the registry's size is the number of tasks whose futures are alive.
 //!
-//! Sharded by the spawning thread's worker index, so that spawns on different workers do not
-//! contend on one lock.
+//! Sharded, and each thread spreads its spawns over the shards round-robin, so that spawns
+//! and completions on different threads rarely meet on one lock (a single shard for spawns
+//! from outside a multi-thread runtime was its most contended lock).
 
 use std::sync::Mutex;
 use std::task::Waker;
@@ -67,6 +68,19 @@ impl Registry {
         drop(waker);
     }
 
+    /// Wakes the task of `key` (an abort: the task must run once more to drop its future).
+    pub(crate) fn wake(&self, key: EntryKey) {
+        let waker = self.shard(key.shard).get(key.key as usize).cloned();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// How many shards (spawns spread over them round-robin).
+    pub(crate) fn shards(&self) -> u32 {
+        self.shards.len() as u32
+    }
+
     /// Wakers of every live task, cloned (entries stay until the tasks' guards remove them).
     pub(crate) fn snapshot(&self) -> Vec<Waker> {
         let mut all = Vec::new();
@@ -82,4 +96,19 @@ impl Registry {
             .map(|s| self.shard(s as u32).len())
             .sum()
     }
+}
+
+thread_local! {
+    static NEXT_SHARD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The shard for this thread's next spawn.
+pub(crate) fn next_shard() -> u32 {
+    NEXT_SHARD
+        .try_with(|n| {
+            let shard = n.get();
+            n.set(shard.wrapping_add(1));
+            shard
+        })
+        .unwrap_or(0)
 }
