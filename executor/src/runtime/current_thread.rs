@@ -141,18 +141,7 @@ impl Shared {
     }
 
     fn push_remote(&self, runnable: Runnable) {
-        if self.is_closed() {
-            task::cancel(runnable);
-            return;
-        }
-        self.remote.push(runnable);
-        self.unpark();
-        // Shutdown may have drained the queue between our check and our push.
-        if self.is_closed() {
-            while let Some(r) = self.remote.pop() {
-                task::cancel(r);
-            }
-        }
+        super::push_remote(&self.closed, &self.remote, runnable, || self.unpark());
     }
 
     /// Wakes the driving thread if it sleeps (one trigger per sleep).
@@ -267,8 +256,15 @@ impl Shared {
                 self.wake_by_ref();
             }
             fn wake_by_ref(self: &Arc<Self>) {
-                self.woken.store(true, Ordering::SeqCst);
-                self.shared.unpark();
+                // One read-modify-write on the common path (woken by a task on the driving
+                // thread, which is not parked): the swap orders the flag before the load of
+                // `parked` (the parker stores `parked`, then loads `woken`), and `unpark`'s
+                // swap runs only when the thread really sleeps.
+                if !self.woken.swap(true, Ordering::SeqCst)
+                    && self.shared.parked.load(Ordering::SeqCst)
+                {
+                    self.shared.unpark();
+                }
             }
         }
         let _core = set_core(core);

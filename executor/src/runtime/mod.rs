@@ -31,6 +31,31 @@ pub(crate) const EVENT_INTERVAL: u32 = 61;
 /// queue never empties.
 pub(crate) const REMOTE_INTERVAL: u32 = 31;
 
+/// Queues a task woken (or spawned) from outside the runtime's own threads and wakes the
+/// runtime with `notify`; on a runtime that is shutting down the task is cancelled on the spot.
+///
+/// Shutdown sets `closed`, then drains `queue`: a push that saw `closed` unset may land after
+/// that drain, so the pusher looks again after pushing and drains itself if it must.
+pub(crate) fn push_remote(
+    closed: &std::sync::atomic::AtomicBool,
+    queue: &crossbeam_queue::SegQueue<Runnable>,
+    runnable: Runnable,
+    notify: impl FnOnce(),
+) {
+    use std::sync::atomic::Ordering;
+    if closed.load(Ordering::Acquire) {
+        crate::task::cancel(runnable);
+        return;
+    }
+    queue.push(runnable);
+    notify();
+    if closed.load(Ordering::SeqCst) {
+        while let Some(r) = queue.pop() {
+            crate::task::cancel(r);
+        }
+    }
+}
+
 /// Where a woken task goes: its runtime's queues, or the blocking pool.
 #[derive(Clone)]
 pub(crate) enum Scheduler {

@@ -196,17 +196,7 @@ impl Shared {
     }
 
     fn push_remote(&self, runnable: Runnable) {
-        if self.is_closed() {
-            task::cancel(runnable);
-            return;
-        }
-        self.inject.push(runnable);
-        self.notify_one();
-        if self.is_closed() {
-            while let Some(r) = self.inject.pop() {
-                task::cancel(r);
-            }
-        }
+        super::push_remote(&self.closed, &self.inject, runnable, || self.notify_one());
     }
 
     /// Wakes one sleeping worker, unless one is already searching for work.
