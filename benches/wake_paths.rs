@@ -2,16 +2,18 @@
 //! executor): a kqueue per worker, or one kqueue shared by all workers.
 //!
 //! ```text
-//! cargo bench --bench wake_paths                        # both designs, W = 2 and 4 (~1 min)
+//! KNOTE_BENCH_PIN=1 cargo bench --bench wake_paths      # all designs, W = 2 and 4 (~75 s)
+//! cargo bench --bench wake_paths                        # unpinned (noisy on small VMs)
 //! KNOTE_BENCH_WORKERS=4 cargo bench --bench wake_paths  # W = 4 only
 //! KNOTE_BENCH_FIRST=shared cargo bench --bench wake_paths   # shared measured first
 //! KNOTE_BENCH_OP=shared/4:20000 target/release/deps/wake_paths-*   # 20,000 wakes, no criterion
+//! KNOTE_BENCH_OP=paired/4:25 target/release/deps/wake_paths-*      # the paired ratios only
 //! ```
 //!
 //! W threads sleep in `kevent(None)` and the bench thread wakes one of them with an
 //! `EVFILT_USER` trigger (`NOTE_TRIGGER` on an `EV_CLEAR` knote), then spins until a woken thread
 //! acknowledges by incrementing an atomic (the cheapest acknowledgement there is: no system
-//! call on either side, so the round trip is the wake path itself, and both designs use it):
+//! call on either side, so the round trip is the wake path itself, and every design uses it):
 //!
 //! - `per_worker/W`: each thread waits on its own kqueue holding its own `EV_CLEAR` user knote,
 //!   and the bench triggers kqueue `i` to wake thread `i`, round robin, so each wake is aimed at a
@@ -19,6 +21,10 @@
 //!   (`executor/src/runtime/multi_thread.rs`): the idle protocol wakes a *particular* worker —
 //!   the one that was taken off the sleeper list, or the one whose kqueue or queue holds the
 //!   work.
+//! - `per_worker_lifo/W`: the same kqueues, but the bench wakes the thread that acknowledged
+//!   last — the order of knote's sleeper stack (`notify_one` pops the most recently parked
+//!   worker). That thread may still be on its way back into `kevent` when the trigger lands,
+//!   as the thread that just acknowledged may be in the shared design.
 //! - `shared/W`: all W threads wait on one kqueue holding one `EV_CLEAR` user knote; the bench
 //!   triggers it and whichever thread the kernel wakes acknowledges.
 //!
@@ -28,20 +34,32 @@
 //! worker take any wake-up and find the work itself (a shared or stolen queue); the per-worker
 //! design pays one kqueue per worker for the ability to wake exactly the worker it means.
 //!
-//! Both criterion functions of one W are in one group (`wake_W`), so every run measures both,
-//! one after the other; quote the ratio shared ÷ per_worker, not the times.
+//! The criterion functions of one W are in one group (`wake_W`), so every run measures every
+//! design, one after the other; quote the ratio shared ÷ per_worker, not the times.
 //!
-//! Before criterion runs, a *census* runs a fixed number of wakes of each design on a fresh set
-//! of threads and prints, outside any timing: how many times the waiters returned from
-//! `kevent` per trigger (does one trigger on an `EV_CLEAR` knote release one waiter or a herd?),
-//! how those returns were spread over the threads, and (Linux) how many times the waiters went
-//! to sleep per trigger (voluntary context switches from `getrusage(RUSAGE_THREAD)`): a waiter
-//! that the kernel woke for nothing goes back to sleep *inside* `kevent` — it never returns, so
-//! only this count sees it.
+//! Printed before criterion runs, outside its timing:
+//!
+//! - a *census* per design: a fixed number of wakes on a fresh set of threads, then how many
+//!   times the waiters returned from `kevent` per trigger (does one trigger on an `EV_CLEAR`
+//!   knote release one waiter or a herd?), how those returns were spread over the threads,
+//!   (Linux) how many times the waiters went to sleep per trigger (voluntary context switches,
+//!   `getrusage(RUSAGE_THREAD)`: a waiter woken for nothing goes back to sleep *inside*
+//!   `kevent` — it never returns, so only this count sees it), and the waiters' CPU time per
+//!   trigger (`CLOCK_THREAD_CPUTIME_ID`, all of them together);
+//! - a *paired* ratio: every design's threads alive at once, timed in alternating blocks (see
+//!   `paired`), so that a slow phase of the machine hits all designs in the same round.
+//!
+//! `KNOTE_BENCH_PIN=1` (Linux) pins the bench thread to one CPU and waiter `i` to the `1 + i`-th
+//! (see `pin`). Unpinned, where the scheduler puts the woken thread (the spinning bench
+//! thread's CPU, an idle one, a halted virtual CPU) changes a round trip by a factor of 2–5
+//! from one run to the next on a 2-vCPU VM, which swamps the difference between the designs.
 //!
 //! With `KNOTE_BENCH_OP=DESIGN/W:COUNT` (e.g. `shared/4:20000`; COUNT may be 0) the binary runs
-//! only that census and exits, without criterion: `strace -f -c` of COUNT minus that of 0,
-//! divided by COUNT, is the system calls per wake.
+//! only that census and exits, without criterion: system calls counted over COUNT wakes minus
+//! those over 0, divided by COUNT, are the system calls per wake. Count them with
+//! `perf stat -e 'syscalls:sys_enter_*'` where the tracepoints are available: `strace -f -c`
+//! slows every call enough to create contention (futex calls on the shim's lock) that a
+//! full-speed run does not have.
 
 use std::hint::{black_box, spin_loop};
 use std::io;
@@ -59,6 +77,8 @@ const OP_ENV: &str = "KNOTE_BENCH_OP";
 const FIRST_ENV: &str = "KNOTE_BENCH_FIRST";
 /// The environment variable listing the thread counts to measure.
 const WORKERS_ENV: &str = "KNOTE_BENCH_WORKERS";
+/// The environment variable that pins the threads (Linux): `KNOTE_BENCH_PIN=1`.
+const PIN_ENV: &str = "KNOTE_BENCH_PIN";
 
 /// The `EV_CLEAR` user knote a wake triggers.
 const WAKE: usize = 0;
@@ -110,6 +130,8 @@ struct Slot {
     returns: AtomicUsize,
     /// Voluntary context switches (times it went to sleep) while it ran, or `usize::MAX`.
     sleeps: AtomicUsize,
+    /// CPU time (user + system) it used while it ran, in nanoseconds.
+    cpu_ns: AtomicU64,
 }
 
 /// State shared by the bench thread and the waiters.
@@ -149,10 +171,51 @@ fn voluntary_switches() -> Option<usize> {
     None
 }
 
+/// With `KNOTE_BENCH_PIN=1` (Linux), pins the calling thread to the `k`-th CPU (modulo the
+/// count) of the set the process may run on: the bench thread takes the first, waiter `i` the
+/// `1 + i`-th. Unpinned, the scheduler decides per wake whether the woken thread runs on the
+/// bench thread's CPU (preempting its spin) or on another one, idle or not, and on a small
+/// virtual machine that choice moves a round trip by a factor of 2–5 from one run to the next.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn pin(k: usize) {
+    if !std::env::var(PIN_ENV).is_ok_and(|v| v == "1") {
+        return;
+    }
+    // SAFETY: cpu_set_t is plain data; the calls get valid pointers to the one value.
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of_val(&allowed), &mut allowed) != 0 {
+            return;
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &allowed))
+            .collect();
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpus[k % cpus.len()], &mut one);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of_val(&one), &one);
+        assert_eq!(rc, 0, "sched_setaffinity failed");
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn pin(_k: usize) {}
+
+/// CPU time this thread has used, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    // SAFETY: clock_gettime writes one `timespec` into the zeroed value it is given.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` is a valid, exclusively borrowed `timespec`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 fn waiter(kq: Arc<Kqueue>, shared: Arc<Shared>, index: usize, start: Arc<Barrier>) {
+    pin(1 + index);
     let slot = &shared.slots[index];
     let mut events = [Kevent::zeroed(); 4];
     let switches_before = voluntary_switches();
+    let cpu_before = thread_cpu_ns();
     start.wait();
     // Bounded by the stop: `stop` is set before STOP is triggered, and STOP (no EV_CLEAR) is
     // reported to every waiter on the kqueue until the kqueue is dropped.
@@ -178,6 +241,8 @@ fn waiter(kq: Arc<Kqueue>, shared: Arc<Shared>, index: usize, start: Arc<Barrier
         (Some(before), Some(after)) => after - before,
         _ => usize::MAX,
     };
+    slot.cpu_ns
+        .store(thread_cpu_ns() - cpu_before, Ordering::Release);
     slot.sleeps.store(sleeps, Ordering::Release);
 }
 
@@ -284,12 +349,14 @@ impl Sleepers {
             .iter()
             .map(|s| s.sleeps.load(Ordering::Acquire))
             .collect();
+        let cpu_ns = slots.iter().map(|s| s.cpu_ns.load(Ordering::Acquire)).sum();
         Census {
             design: self.design,
             triggers: self.triggers,
             acks: self.shared.acks.load(Ordering::Acquire),
             returns,
             sleeps,
+            cpu_ns,
             elapsed: Duration::ZERO,
         }
     }
@@ -321,6 +388,8 @@ struct Census {
     returns: Vec<usize>,
     /// Voluntary context switches per thread over its life (`usize::MAX`: not measured).
     sleeps: Vec<usize>,
+    /// CPU time of all the waiters together (set-up and stop included), in nanoseconds.
+    cpu_ns: u64,
     elapsed: Duration,
 }
 
@@ -358,7 +427,8 @@ impl Census {
             print!(", waiter sleeps {:.4} per trigger", per(sleeps as f64));
         }
         println!(
-            ", {:.2} us per round trip",
+            ", waiter CPU {:.2} us per trigger, {:.2} us per round trip",
+            per(self.cpu_ns as f64 / 1e3),
             self.elapsed.as_secs_f64() * 1e6 / self.triggers.max(1) as f64
         );
     }
@@ -482,6 +552,7 @@ fn op_mode(spec: &str) -> Result<(), String> {
 }
 
 fn main() {
+    pin(0);
     if let Ok(spec) = std::env::var(OP_ENV) {
         if let Err(message) = op_mode(&spec) {
             eprintln!("{message}");
