@@ -391,8 +391,9 @@ fn local_runtime_from_builder() {
 fn turn_with_a_timeout_waits_for_a_timer() {
     watchdog(|| {
         let rt = LocalRuntime::new().unwrap();
-        let h = rt.spawn(sleep(Duration::from_millis(15)));
+        // Before the sleep is made: its deadline counts from its creation.
         let start = Instant::now();
+        let h = rt.spawn(sleep(Duration::from_millis(15)));
         let deadline = start + Duration::from_secs(10);
         while !h.is_finished() {
             assert!(

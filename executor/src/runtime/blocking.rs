@@ -224,7 +224,7 @@ where
     task::spawn_task(
         Spawn {
             sched: Scheduler::Blocking(Arc::clone(shared)),
-            shard: None,
+            tracked: false,
         },
         BlockingTask(Some(f)),
     )

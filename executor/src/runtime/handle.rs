@@ -93,11 +93,11 @@ impl Handle {
         let how = match &self.inner {
             Inner::Current(s) => Spawn {
                 sched: Scheduler::Current(Arc::clone(s)),
-                shard: Some(0),
+                tracked: true,
             },
             Inner::Multi(s) => Spawn {
                 sched: Scheduler::Multi(Arc::clone(s)),
-                shard: Some(crate::task::registry::next_shard() % s.registry.shards()),
+                tracked: true,
             },
         };
         task::spawn_task(how, future)
@@ -125,8 +125,10 @@ impl Handle {
         }
     }
 
-    /// How many tasks have live futures (spawned, not yet completed, aborted or cancelled).
-    /// Blocking closures are not counted.
+    /// How many tasks are idle: polled at least once, not finished, and waiting to be woken
+    /// (the tasks a shutdown must find through the registry). Tasks queued or running at the
+    /// moment of the call are not counted; blocking closures never are. Once the runtime is
+    /// dropped it is 0: every task was cancelled.
     pub fn live_tasks(&self) -> usize {
         match &self.inner {
             Inner::Current(s) => s.registry.len(),

@@ -99,7 +99,7 @@ impl LocalRuntime {
     {
         let how = Spawn {
             sched: Scheduler::Current(Arc::clone(&self.shared)),
-            shard: Some(0),
+            tracked: true,
         };
         // SAFETY: this runtime is `!Send` and claimed this thread for local tasks, so its core
         // (the only place that runs its runnables) lives on this thread; woken from elsewhere,
@@ -151,7 +151,7 @@ impl LocalRuntime {
         self.shut_down.set(true);
     }
 
-    /// How many tasks have live futures.
+    /// How many tasks are idle (see [`Handle::live_tasks`]).
     pub fn live_tasks(&self) -> usize {
         self.handle.live_tasks()
     }

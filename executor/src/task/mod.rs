@@ -19,7 +19,7 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::thread::ThreadId;
 
@@ -39,8 +39,12 @@ pub(crate) struct TaskMeta {
     pub(crate) aborted: AtomicBool,
     /// The runtime (or blocking pool) whose queues take this task when it is woken.
     pub(crate) sched: Scheduler,
-    /// The task's entry in its runtime's registry of live tasks (blocking tasks have none).
-    entry: Option<EntryKey>,
+    /// The task's entry in its runtime's registry of live tasks, `NO_ENTRY` until the task
+    /// first goes idle (see `Guarded::poll`).
+    entry: AtomicU64,
+    /// Whether the task belongs in the registry (blocking tasks, which cannot be cancelled once
+    /// running, do not).
+    tracked: bool,
     /// For `spawn_local` tasks: the only thread that may poll or drop the future.
     local_to: Option<ThreadId>,
 }
@@ -51,11 +55,43 @@ impl TaskMeta {
     }
 
     pub(crate) fn wake_for_abort(&self) {
-        if let (Some(entry), Some(registry)) = (self.entry, self.sched.registry()) {
+        // SeqCst: pairs with `register_idle`, which stores the entry and then reads `aborted`;
+        // one of the two sides sees the other, so an abort is never left without a wake-up.
+        if let (Some(entry), Some(registry)) = (self.entry(), self.sched.registry()) {
             registry.wake(entry);
         }
     }
+
+    fn entry(&self) -> Option<EntryKey> {
+        EntryKey::decode(self.entry.load(Ordering::SeqCst))
+    }
+
+    /// Puts a task that has just gone idle (its poll returned `Pending`) in the registry, so
+    /// that shutdown can find it. Tasks that finish in their first poll never pay for the
+    /// registry; tasks that are queued or running are found by shutdown in the queues.
+    fn register_idle(&self, waker: &std::task::Waker) {
+        if !self.tracked || self.entry.load(Ordering::Relaxed) != NO_ENTRY {
+            return;
+        }
+        let Some(registry) = self.sched.registry() else {
+            return;
+        };
+        if self.sched.is_closed() {
+            // Shutdown has looked (or is looking) at the registry already: cancel ourselves
+            // instead; the wake-up queues the task, and a closed runtime cancels what it queues.
+            self.abort();
+            waker.wake_by_ref();
+            return;
+        }
+        let entry = registry.insert(registry::next_shard(), waker.clone());
+        self.entry.store(entry.encode(), Ordering::SeqCst);
+        if self.aborted.load(Ordering::SeqCst) {
+            waker.wake_by_ref();
+        }
+    }
 }
+
+const NO_ENTRY: u64 = u64::MAX;
 
 pin_project_lite::pin_project! {
     /// The future inside every task: polls the user's future under `catch_unwind`, honours
@@ -74,10 +110,8 @@ pin_project_lite::pin_project! {
             }
             // A future whose destructor panics must not unwind into the scheduler.
             let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
-            if let Some(entry) = this.meta.entry {
-                if let Some(registry) = this.meta.sched.registry() {
-                    registry.remove(entry);
-                }
+            if let (Some(entry), Some(registry)) = (this.meta.entry(), this.meta.sched.registry()) {
+                registry.remove(entry);
             }
         }
     }
@@ -110,7 +144,10 @@ impl<F: Future> Future for Guarded<'_, F> {
             return Poll::Ready(Err(JoinError::cancelled()));
         };
         let result = match catch_unwind(AssertUnwindSafe(|| coop::budgeted(|| fut.poll(cx)))) {
-            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Pending) => {
+                this.meta.register_idle(cx.waker());
+                return Poll::Pending;
+            }
             Ok(Poll::Ready(value)) => Ok(value),
             Err(payload) => Err(JoinError::panicked(payload)),
         };
@@ -124,9 +161,9 @@ impl<F: Future> Future for Guarded<'_, F> {
 /// How a task is spawned.
 pub(crate) struct Spawn {
     pub(crate) sched: Scheduler,
-    /// Registry shard (the spawning worker's index), or `None` to stay out of the registry
-    /// (blocking tasks, which cannot be cancelled once running).
-    pub(crate) shard: Option<u32>,
+    /// Whether the task goes in the registry of live tasks when idle (not blocking tasks,
+    /// which cannot be cancelled once running).
+    pub(crate) tracked: bool,
 }
 
 fn schedule(runnable: Runnable, info: async_task::ScheduleInfo) {
@@ -166,36 +203,23 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let Spawn { sched, shard } = how;
-    let make = move |entry: Option<EntryKey>, sched: Scheduler| {
-        let meta = TaskMeta {
-            aborted: AtomicBool::new(false),
-            sched,
-            entry,
-            local_to,
-        };
-        // SAFETY: forwarded from the caller (see `spawn` / `spawn_local`).
-        let (runnable, task) = unsafe {
-            async_task::Builder::new().metadata(meta).spawn_unchecked(
-                move |meta: &TaskMeta| Guarded {
-                    meta,
-                    fut: Some(future),
-                },
-                async_task::WithInfo(schedule),
-            )
-        };
-        (runnable, task)
+    let Spawn { sched, tracked } = how;
+    let meta = TaskMeta {
+        aborted: AtomicBool::new(false),
+        sched,
+        entry: AtomicU64::new(NO_ENTRY),
+        tracked,
+        local_to,
     };
-    let (runnable, task) = match (shard, sched.registry()) {
-        (Some(shard), Some(registry)) => {
-            let registry_sched = sched.clone();
-            registry.insert_with(shard, move |entry| {
-                let (runnable, task) = make(Some(entry), registry_sched);
-                let waker = runnable.waker();
-                ((runnable, task), waker)
-            })
-        }
-        _ => make(None, sched),
+    // SAFETY: forwarded from the caller (see `spawn` / `spawn_local`).
+    let (runnable, task) = unsafe {
+        async_task::Builder::new().metadata(meta).spawn_unchecked(
+            move |meta: &TaskMeta| Guarded {
+                meta,
+                fut: Some(future),
+            },
+            async_task::WithInfo(schedule),
+        )
     };
     if runnable.metadata().sched.is_closed() {
         // Spawned on a runtime that is shutting down: the task completes as cancelled.
@@ -297,7 +321,7 @@ where
     shared.claim_local();
     let how = Spawn {
         sched: Scheduler::Current(std::sync::Arc::clone(shared)),
-        shard: Some(0),
+        tracked: true,
     };
     // SAFETY: the runtime is driven by this thread and has recorded it as the owner of its
     // local tasks: it refuses to be driven from any other thread, and its shutdown leaks

@@ -3,9 +3,11 @@
 //! channels, say).
 //!
 //! Each entry holds a [`Waker`] of its task. Shutting down wakes them all, which hands each
-//! task's `Runnable` to the runtime's queues, where dropping it drops the future. An entry is
-//! removed by its task's own guard when the future is dropped (completed, aborted or
-//! cancelled), so the registry's size is the number of tasks whose futures are alive.
+//! task's `Runnable` to the runtime's queues, where it is cancelled (run once more with its
+//! abort flag set, which drops the future). A task enters the registry when it first goes idle
+//! (returns `Pending`): until then it is always in a queue or running, where shutdown finds it
+//! anyway, so a task that completes in its first poll never touches the registry's locks. An
+//! entry is removed by its task's own guard when the future is dropped.
 //!
 //! Sharded, and each thread spreads its spawns over the shards round-robin, so that spawns
 //! and completions on different threads rarely meet on one lock (a single shard for spawns
@@ -25,6 +27,20 @@ pub(crate) struct EntryKey {
     pub(crate) key: u32,
 }
 
+impl EntryKey {
+    /// As one word, for an atomic (`u64::MAX` is no entry: shard counts stay far below 2^32).
+    pub(crate) fn encode(self) -> u64 {
+        u64::from(self.shard) << 32 | u64::from(self.key)
+    }
+
+    pub(crate) fn decode(word: u64) -> Option<EntryKey> {
+        (word != u64::MAX).then_some(EntryKey {
+            shard: (word >> 32) as u32,
+            key: word as u32,
+        })
+    }
+}
+
 impl Registry {
     pub(crate) fn new(shards: usize) -> Registry {
         Registry {
@@ -42,23 +58,14 @@ impl Registry {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reserves an entry in `shard`, lets `spawn` create the task knowing its key, and stores
-    /// the waker `spawn` returns, all under the shard's lock (so shutdown never sees a key
-    /// without its waker).
-    pub(crate) fn insert_with<R>(
-        &self,
-        shard: u32,
-        spawn: impl FnOnce(EntryKey) -> (R, Waker),
-    ) -> R {
-        let mut slab = self.shard(shard);
-        let entry = slab.vacant_entry();
-        let key = EntryKey {
-            shard: shard % self.shards.len() as u32,
-            key: u32::try_from(entry.key()).expect("fewer than 2^32 live tasks per shard"),
-        };
-        let (result, waker) = spawn(key);
-        entry.insert(waker);
-        result
+    /// Stores `waker` in `shard`; the key finds it again.
+    pub(crate) fn insert(&self, shard: u32, waker: Waker) -> EntryKey {
+        let shard = shard % self.shards.len() as u32;
+        let key = self.shard(shard).insert(waker);
+        EntryKey {
+            shard,
+            key: u32::try_from(key).expect("fewer than 2^32 live tasks per shard"),
+        }
     }
 
     pub(crate) fn remove(&self, key: EntryKey) {
@@ -74,11 +81,6 @@ impl Registry {
         if let Some(waker) = waker {
             waker.wake();
         }
-    }
-
-    /// How many shards (spawns spread over them round-robin).
-    pub(crate) fn shards(&self) -> u32 {
-        self.shards.len() as u32
     }
 
     /// Wakers of every live task, cloned (entries stay until the tasks' guards remove them).
