@@ -17,10 +17,12 @@
 //!   lives; an event's `udata` is the slot's index and generation. See `driver::slots` for why
 //!   this and not a pointer.
 //! - **Tasks** (`task`): one `async-task` allocation each; a guard turns panics and aborts into
-//!   [`task::JoinError`]s and keeps a registry of live tasks so that shutdown can drop every
-//!   future, even unreachable ones.
+//!   [`task::JoinError`]s, and a task that goes idle enters a registry so that shutdown can
+//!   drop every future, even unreachable ones (tasks that finish in their first poll never
+//!   touch it).
 //! - **Runtimes** (`runtime`): current-thread (one thread, plain `VecDeque` run queue),
-//!   multi-thread (a kqueue and a bounded run queue per worker, stealing, coalesced wake-ups),
+//!   multi-thread (a kqueue, a bounded run queue and a LIFO slot per worker, stealing,
+//!   coalesced wake-ups; `benches/wake_paths.rs` measured why a kqueue per worker),
 //!   [`runtime::LocalRuntime`] for hosts that own their loop, and a blocking pool.
 //! - **Time** ([`time`]): each `Sleep` is one EVFILT_TIMER knote in its kqueue's change list.
 //! - **I/O** ([`io`]): [`io::Registration`] is the readiness protocol (edge-triggered, cleared

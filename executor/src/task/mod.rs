@@ -4,12 +4,11 @@
 //! Why `async-task`: it is the task cell of smol and async-std, small and well reviewed; it does
 //! exactly the part that is easy to get subtly wrong (one allocation holding future, output,
 //! waker vtable and a state word, with the wake/run/cancel races solved), and leaves queues,
-//! parking and shutdown to us. Our own state rides in its per-task metadata ([`TaskMeta`]).
+//! parking and shutdown to us. Our own state rides in its per-task metadata (`TaskMeta`).
 //!
 //! Abort and shutdown never close an `async-task` task from outside (which would make its
-//! handle panic): they set [`TaskMeta::aborted`] and let the task run once more; the guard then
-//! drops the future without polling it and completes with [`JoinError::Cancelled`]-style
-//! output. So a [`JoinHandle`] always has an output to read.
+//! handle panic): they set the task's `aborted` flag and let it run once more; the guard then
+//! drops the future without polling it and completes with a cancelled [`JoinError`]. So a [`JoinHandle`] always has an output to read.
 
 pub(crate) mod coop;
 mod join;
