@@ -240,6 +240,14 @@ impl Driver {
         }
     }
 
+    /// Whether a poll of the kqueue could find anything for a task: some registration or
+    /// timer is alive, or changes wait to be submitted. When not, the schedulers skip their
+    /// periodic zero-timeout poll (a system call that could only find the wake-up trigger,
+    /// which matters to a thread about to sleep, and sleeping polls anyway).
+    pub(crate) fn has_registrations(&self) -> bool {
+        self.slots.live() > 0 || self.has_pending()
+    }
+
     /// Whether changes wait for the next `kevent`.
     pub(crate) fn has_pending(&self) -> bool {
         self.has_pending.load(Ordering::Acquire)

@@ -178,6 +178,8 @@ struct FreeList {
 pub(crate) struct Slots {
     pages: [AtomicPtr<Slot>; PAGES],
     free: Mutex<FreeList>,
+    /// Slots handed out and not yet released (kept under the free-list lock, read without it).
+    live: std::sync::atomic::AtomicUsize,
 }
 
 fn locate(index: u32) -> (usize, usize) {
@@ -194,6 +196,7 @@ impl Slots {
                 free: Vec::new(),
                 next: 0,
             }),
+            live: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -215,6 +218,7 @@ impl Slots {
                 index
             }
         };
+        self.live.fetch_add(1, Ordering::Relaxed);
         drop(list);
         let slot = self.get(index).expect("allocated slot has a page");
         (Token::new(index, slot.generation()), slot)
@@ -262,6 +266,12 @@ impl Slots {
         slot.fflags.store(0, Ordering::Relaxed);
         let mut list = self.free.lock().unwrap_or_else(|e| e.into_inner());
         list.free.push(token.index());
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// How many slots are in use (a snapshot).
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
     }
 }
 

@@ -215,7 +215,7 @@ impl Shared {
         runnable.run();
         let tick = core.tick.get().wrapping_add(1);
         core.tick.set(tick);
-        if tick % EVENT_INTERVAL == 0 {
+        if tick % EVENT_INTERVAL == 0 && self.driver.has_registrations() {
             let _ = self.poll_driver(core, Some(Duration::ZERO));
         }
         true

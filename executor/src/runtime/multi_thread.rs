@@ -334,7 +334,10 @@ impl Shared {
     fn steal_events(&self, index: usize, seen: &mut [u64], events: &mut [Kevent]) -> usize {
         let mut found = 0;
         for (i, worker) in self.workers.iter().enumerate() {
-            if i == index || worker.parked.load(Ordering::SeqCst) {
+            if i == index
+                || worker.parked.load(Ordering::SeqCst)
+                || !worker.driver.has_registrations()
+            {
                 continue;
             }
             let turns = worker.turns.load(Ordering::Relaxed);
@@ -422,7 +425,9 @@ impl Shared {
                 local.polling.set(false);
                 tick = tick.wrapping_add(1);
                 if tick % EVENT_INTERVAL == 0 {
-                    let _ = worker.driver.turn(&mut events, Some(Duration::ZERO));
+                    if worker.driver.has_registrations() {
+                        let _ = worker.driver.turn(&mut events, Some(Duration::ZERO));
+                    }
                     worker.turns.fetch_add(1, Ordering::Relaxed);
                     self.wake_deferred(&local);
                     // Look at the injection queue about every 200 µs of task time, however
