@@ -404,9 +404,7 @@ impl Shared {
         let core = core.or(taken.as_deref());
         let _core = core.map(set_core);
         let _driving = context::set_driving(&self.driver);
-        // Bounded: every round drops at least the futures it woke; a task that keeps
-        // re-registering itself from its destructor cannot hold shutdown forever.
-        for _ in 0..64 {
+        self.registry.cancel_all(|| {
             if let Some(core) = core {
                 loop {
                     let next = core.queue.borrow_mut().pop_front();
@@ -419,14 +417,7 @@ impl Shared {
             while let Some(r) = self.remote.pop() {
                 task::cancel(r);
             }
-            let wakers = self.registry.snapshot();
-            if wakers.is_empty() {
-                break;
-            }
-            for w in wakers {
-                w.wake();
-            }
-        }
+        });
         // The dropped futures' timers queued their deletes for this thread's next wait, which
         // never comes: apply them now. Until then each slot keeps its task's waker, the task
         // keeps this runtime alive, and the runtime keeps the slot: a cycle that leaked the

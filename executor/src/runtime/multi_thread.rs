@@ -558,7 +558,9 @@ impl Shared {
         }
         drop(running);
         let _enter = context::enter(handle.clone());
-        for _ in 0..64 {
+        // Woken from here, an idle task lands in the injection queue and, the runtime being
+        // closed, is cancelled on the spot.
+        self.registry.cancel_all(|| {
             while let Some(r) = self.inject.pop() {
                 task::cancel(r);
             }
@@ -567,15 +569,6 @@ impl Shared {
                     task::cancel(r);
                 }
             }
-            let wakers = self.registry.snapshot();
-            if wakers.is_empty() {
-                break;
-            }
-            // Woken from here, each lands in the injection queue and, the runtime being
-            // closed, is cancelled on the spot.
-            for w in wakers {
-                w.wake();
-            }
-        }
+        });
     }
 }

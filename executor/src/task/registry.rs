@@ -83,6 +83,24 @@ impl Registry {
         }
     }
 
+    /// Shutdown's loop: `drain` cancels what the run queues hold, then every idle task is woken
+    /// (which queues it, or on a closed runtime cancels it on the spot), and round again until
+    /// no idle task is left. Bounded: each round drops at least the futures it woke, and a task
+    /// that keeps spawning from its destructor cannot hold shutdown forever.
+    pub(crate) fn cancel_all(&self, mut drain: impl FnMut()) {
+        for _ in 0..64 {
+            drain();
+            let wakers = self.snapshot();
+            if wakers.is_empty() {
+                break;
+            }
+            for w in wakers {
+                w.wake();
+            }
+        }
+        drain();
+    }
+
     /// Wakers of every live task, cloned (entries stay until the tasks' guards remove them).
     pub(crate) fn snapshot(&self) -> Vec<Waker> {
         let mut all = Vec::new();
