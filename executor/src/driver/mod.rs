@@ -211,7 +211,7 @@ impl Driver {
     fn queue(&self, change: impl FnOnce(&mut Pending)) {
         change(&mut self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         self.has_pending.store(true, Ordering::Release);
-        if !context::drives(self) {
+        if !context::drives(self) && !context::batching() {
             // The thread that drives this kqueue may be asleep in it: apply the list now.
             self.flush();
         }
