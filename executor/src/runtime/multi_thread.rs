@@ -258,9 +258,22 @@ impl Shared {
         remote_interval: u32,
         lifo_polls: &mut u32,
     ) -> Option<Runnable> {
-        // Remote work first every `remote_interval` ticks, whatever the LIFO slot holds.
+        // Remote work first every `remote_interval` ticks, whatever the LIFO slot holds: one
+        // task to run now and this worker's share of the rest into its queue, so a backlog of
+        // remote spawns behind long-running local work drains in proportion to the workers.
         if tick % remote_interval == 0 {
             if let Some(r) = self.inject.pop() {
+                let share = (self.inject.len() / self.workers.len()).min(LOCAL_QUEUE / 8);
+                let queue = &self.workers[local.index].queue;
+                for _ in 0..share {
+                    let Some(more) = self.inject.pop() else {
+                        break;
+                    };
+                    if let Err(more) = queue.push(more) {
+                        self.inject.push(more);
+                        break;
+                    }
+                }
                 return Some(r);
             }
         }
