@@ -54,13 +54,31 @@ impl Kqueue {
     /// every change is applied (or refused) and none waits. As in kqueue(2), a knote created
     /// this way keeps `EV_RECEIPT` and returns it in the flags of its events; compare flags
     /// with `contains`, or register through `kevent` when exact flags matter.
+    ///
+    /// No event is collected: the event list has exactly one entry per change, all taken by
+    /// receipts (so a caller may use it on a kqueue other threads are waiting on without
+    /// swallowing their events). Short lists (the common registration of one fd's READ and
+    /// WRITE) use stack buffers and allocate nothing.
     pub fn apply(&self, changes: &[Kevent]) -> io::Result<()> {
-        let with_receipt: Vec<Kevent> = changes
-            .iter()
-            .map(|c| c.with_flags(c.flags() | Flags::RECEIPT))
-            .collect();
-        let mut results = vec![Kevent::zeroed(); changes.len()];
-        let n = self.kevent(&with_receipt, &mut results, Some(Duration::ZERO))?;
+        const SHORT: usize = 8;
+        let receipt = |c: &Kevent| c.with_flags(c.flags() | Flags::RECEIPT);
+        let mut short_changes = [Kevent::zeroed(); SHORT];
+        let mut short_results = [Kevent::zeroed(); SHORT];
+        let (with_receipt, results): (&mut [Kevent], &mut [Kevent]);
+        let (mut long_changes, mut long_results);
+        if changes.len() <= SHORT {
+            for (slot, c) in short_changes.iter_mut().zip(changes) {
+                *slot = receipt(c);
+            }
+            with_receipt = &mut short_changes[..changes.len()];
+            results = &mut short_results[..changes.len()];
+        } else {
+            long_changes = changes.iter().map(receipt).collect::<Vec<_>>();
+            long_results = vec![Kevent::zeroed(); changes.len()];
+            with_receipt = &mut long_changes;
+            results = &mut long_results;
+        }
+        let n = self.kevent(with_receipt, results, Some(Duration::ZERO))?;
         match results[..n].iter().find_map(Kevent::error) {
             Some(err) => Err(err),
             None => Ok(()),

@@ -118,3 +118,38 @@ fn add_delete_add_of_one_fd_in_one_list_leaves_a_working_knote() {
     let ev = wait_for(&kq, id(&a), Filter::READ);
     assert_eq!((ev.udata(), ev.data()), (2, 3));
 }
+
+/// `Kqueue::apply`, short (stack buffers) and long (allocated) lists alike: every change is
+/// applied, the first failure is reported, and no pending event is consumed.
+#[test]
+fn apply_applies_everything_reports_the_first_failure_and_collects_nothing() {
+    for len in [2usize, 8, 9, 40] {
+        let kq = kq();
+        // An event already pending: `apply` must leave it for the next wait.
+        kq.apply(&[Kevent::user(1000, Flags::ADD, 0, 7)]).unwrap();
+        kq.apply(&[Kevent::trigger(1000, 7)]).unwrap();
+        let mut changes: Vec<Kevent> = (0..len)
+            .map(|i| Kevent::user(i + 1, Flags::ADD, 0, i))
+            .collect();
+        // Deleting a knote that does not exist fails with ENOENT, halfway through.
+        changes.insert(len / 2, Kevent::user(5000, Flags::DELETE, 0, 0));
+        let err = kq.apply(&changes).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "len {len}");
+        for i in 0..len {
+            assert_eq!(
+                receipt(&kq, Kevent::trigger(i + 1, 0)),
+                0,
+                "change {i} of {len} applied"
+            );
+        }
+        let mut events = [Kevent::zeroed(); 64];
+        let n = kq.kevent(&[], &mut events, Some(GUARD)).unwrap();
+        let idents: Vec<usize> = events[..n].iter().map(Kevent::ident).collect();
+        assert!(
+            idents.contains(&1000),
+            "the pending event survived apply: {idents:?}"
+        );
+        assert_eq!(n, len + 1, "{idents:?}");
+        assert!(events[..n].iter().all(|e| e.filter() == Filter::USER));
+    }
+}

@@ -109,22 +109,6 @@ impl Driver {
         self.slots.alloc()
     }
 
-    /// Applies `changes` now, all of them, and returns the first failure.
-    pub(crate) fn apply_now(&self, changes: &mut [Kevent]) -> io::Result<()> {
-        let mut results = [Kevent::zeroed(); 4];
-        assert!(changes.len() <= results.len());
-        for c in changes.iter_mut() {
-            *c = c.with_flags(c.flags() | Flags::RECEIPT);
-        }
-        let n = self
-            .kq
-            .kevent(changes, &mut results[..changes.len()], Some(Duration::ZERO))?;
-        match results[..n].iter().find_map(Kevent::error) {
-            Some(err) => Err(err),
-            None => Ok(()),
-        }
-    }
-
     /// Registers fd readiness knotes for a new slot. READ and WRITE go in one change list, both
     /// EV_CLEAR (edge-triggered: one event per new readiness, which the slot's bits remember
     /// until an operation reports EAGAIN).
@@ -141,7 +125,7 @@ impl Driver {
             changes[n] = Kevent::write(fd, flags, token.udata());
             n += 1;
         }
-        match self.apply_now(&mut changes[..n]) {
+        match self.kq.apply(&changes[..n]) {
             Ok(()) => Ok(token),
             Err(err) => {
                 // One of the two may have been added: delete both, ignore what was not there.
@@ -154,8 +138,7 @@ impl Driver {
     /// Registers any other knote (signal, process, user, vnode) for a new slot.
     pub(crate) fn register_other(&self, change: Kevent) -> io::Result<Token> {
         let (token, _) = self.alloc();
-        let mut changes = [change.with_udata(token.udata())];
-        match self.apply_now(&mut changes) {
+        match self.kq.apply(&[change.with_udata(token.udata())]) {
             Ok(()) => Ok(token),
             Err(err) => {
                 self.slots.release(token);
@@ -177,15 +160,14 @@ impl Driver {
             n += 1;
         }
         // ENOENT / EBADF are fine: the knote is gone either way.
-        let _ = self.apply_now(&mut changes[..n]);
+        let _ = self.kq.apply(&changes[..n]);
         self.slots.release(token);
     }
 
     /// Deletes a knote registered with [`register_other`](Driver::register_other) and
     /// releases the slot.
     pub(crate) fn deregister_other(&self, change: Kevent, token: Token) {
-        let mut changes = [change.with_flags(Flags::DELETE)];
-        let _ = self.apply_now(&mut changes);
+        let _ = self.kq.apply(&[change.with_flags(Flags::DELETE)]);
         self.slots.release(token);
     }
 
@@ -217,24 +199,15 @@ impl Driver {
         }
     }
 
-    /// Applies the pending changes without collecting any event: every change carries
-    /// EV_RECEIPT and the event list has exactly one entry per change, so kevent returns the
-    /// receipts and nothing else. (Collecting here could swallow the wake-up trigger meant for
-    /// the thread asleep in this kqueue.)
+    /// Applies the pending changes without collecting any event (`Kqueue::apply` takes only
+    /// receipts; collecting here could swallow the wake-up trigger meant for the thread asleep
+    /// in this kqueue).
     pub(crate) fn flush(&self) {
         let mut changes = Vec::new();
         let mut releases = Vec::new();
         self.take_pending(&mut changes, &mut releases);
-        if !changes.is_empty() {
-            for c in changes.iter_mut() {
-                *c = c.with_flags(c.flags() | Flags::RECEIPT);
-            }
-            let mut receipts = vec![Kevent::zeroed(); changes.len()];
-            // Failures (a delete of a timer that already fired) are expected and harmless.
-            let _ = self
-                .kq
-                .kevent(&changes, &mut receipts, Some(Duration::ZERO));
-        }
+        // Failures (a delete of a timer that already fired) are expected and harmless.
+        let _ = self.kq.apply(&changes);
         for token in releases {
             self.slots.release(token);
         }
@@ -324,16 +297,10 @@ impl Driver {
         self.take_pending(&mut changes, &mut releases);
         // A failed change takes an entry of the event list; with no room left kevent would stop
         // applying the rest. Apply any excess first, as receipts, so every change lands.
-        let mut rest = &changes[..];
-        while rest.len() > events.len().max(1) {
-            let (now, later) = rest.split_at(events.len().max(1));
-            let batch: Vec<Kevent> = now
-                .iter()
-                .map(|c| c.with_flags(c.flags() | Flags::RECEIPT))
-                .collect();
-            let mut receipts = vec![Kevent::zeroed(); batch.len()];
-            let _ = self.kq.kevent(&batch, &mut receipts, Some(Duration::ZERO));
-            rest = later;
+        let excess = changes.len().saturating_sub(events.len().max(1));
+        let (first, rest) = changes.split_at(excess);
+        if !first.is_empty() {
+            let _ = self.kq.apply(first);
         }
         let result = self.kq.kevent(rest, events, timeout);
         // The changes are applied whether the wait succeeded or was interrupted.

@@ -26,7 +26,6 @@ struct State {
     /// Wake-ups sent to idle threads and not yet taken.
     notified: usize,
     shutdown: bool,
-    next_id: usize,
 }
 
 /// Configuration and state of one runtime's pool.
@@ -56,7 +55,6 @@ impl Shared {
                 idle: 0,
                 notified: 0,
                 shutdown: false,
-                next_id: 0,
             }),
             work: Condvar::new(),
             exited: Condvar::new(),
@@ -98,10 +96,8 @@ impl Shared {
             self.work.notify_one();
         } else if state.threads < self.max_threads {
             state.threads += 1;
-            let id = state.next_id;
-            state.next_id += 1;
             drop(state);
-            if let Err(e) = self.spawn_thread(id) {
+            if let Err(e) = self.spawn_thread() {
                 // No thread: the task waits in the queue for a running one (if any). With
                 // none at all, nothing would ever run it: cancel what is queued.
                 eprintln!("knote: could not start a blocking thread: {e}");
@@ -116,16 +112,16 @@ impl Shared {
         }
     }
 
-    fn spawn_thread(self: &Arc<Self>, id: usize) -> std::io::Result<()> {
+    fn spawn_thread(self: &Arc<Self>) -> std::io::Result<()> {
         let shared = Arc::clone(self);
         let mut builder = thread::Builder::new().name((self.thread_name)());
         if let Some(size) = self.stack_size {
             builder = builder.stack_size(size);
         }
-        builder.spawn(move || shared.run(id)).map(drop)
+        builder.spawn(move || shared.run()).map(drop)
     }
 
-    fn run(self: Arc<Self>, _id: usize) {
+    fn run(self: Arc<Self>) {
         let handle = self
             .handle
             .lock()

@@ -134,7 +134,8 @@ impl Runtime {
         let _enter = self.handle.enter();
         match &self.handle.inner {
             handle::Inner::Current(s) => s.block_on(future),
-            handle::Inner::Multi(s) => s.block_on(future),
+            // The future runs on the calling thread, the tasks on the workers.
+            handle::Inner::Multi(_) => park::block_on(future),
         }
     }
 

@@ -31,7 +31,6 @@
 //! to false by whoever sends the one trigger.
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,7 +42,7 @@ use knote_reactor::Kevent;
 
 use super::blocking;
 use super::context;
-use super::{park, Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
+use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
 use crate::task::{self, registry::Registry, Runnable};
 
@@ -534,11 +533,6 @@ impl Shared {
             }
         }
         Ok(())
-    }
-
-    /// `Runtime::block_on`: the future runs on the calling thread, tasks on the workers.
-    pub(crate) fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        park::block_on(fut)
     }
 
     /// Stops the workers (waiting up to `timeout` for them to finish their current poll), then
