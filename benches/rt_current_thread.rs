@@ -59,7 +59,11 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use criterion::{Criterion, SamplingMode, Throughput};
+use criterion::Criterion;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{workload, Prepared, OP_ENV};
 
 const NUM_SPAWN: usize = 1_000;
 const NUM_PINGS: usize = 1_000;
@@ -71,35 +75,6 @@ const SLEEP: Duration = Duration::from_millis(1);
 const NUM_TIMEOUTS: usize = 1_000;
 const ROUND_TRIPS: usize = 200;
 const NUM_BLOCKING: usize = 100;
-
-/// The environment variable that selects one-workload mode.
-const OP_ENV: &str = "KNOTE_BENCH_OP";
-/// The environment variable that puts tokio first in every group.
-const FIRST_ENV: &str = "KNOTE_BENCH_FIRST";
-
-/// A workload set up (runtime built, background tasks and threads started), ready to step.
-/// Dropping it runs `stop` first, then drops the runtime.
-struct Prepared {
-    step: Box<dyn FnMut()>,
-    stop: Option<Box<dyn FnOnce()>>,
-}
-
-impl Prepared {
-    fn new(step: impl FnMut() + 'static) -> Prepared {
-        Prepared {
-            step: Box::new(step),
-            stop: None,
-        }
-    }
-}
-
-impl Drop for Prepared {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            stop();
-        }
-    }
-}
 
 /// The workloads, written once and expanded in `on_knote` and `on_tokio`: the names `spawn`,
 /// `spawn_blocking`, `yield_now`, `sleep`, `timeout`, `oneshot` and `current_thread` resolve
@@ -365,31 +340,7 @@ mod on_tokio {
     workloads!();
 }
 
-/// One workload: its group name (without the `ct_` prefix), both sides, the operations one
-/// iteration performs, and whether an iteration is slow (tens of milliseconds).
-struct Workload {
-    name: &'static str,
-    knote: fn() -> Prepared,
-    tokio: fn() -> Prepared,
-    ops: u64,
-    slow: bool,
-}
-
-const fn workload(
-    name: &'static str,
-    knote: fn() -> Prepared,
-    tokio: fn() -> Prepared,
-    ops: usize,
-    slow: bool,
-) -> Workload {
-    Workload {
-        name,
-        knote,
-        tokio,
-        ops: ops as u64,
-        slow,
-    }
-}
+type Workload = support::Workload<fn() -> Prepared>;
 
 const WORKLOADS: &[Workload] = &[
     workload(
@@ -467,20 +418,9 @@ const WORKLOADS: &[Workload] = &[
 /// Both sides of every workload, one group each; a side's runtime is built only if criterion
 /// runs that function (a filter argument skips the rest) and dropped right after it.
 fn executor(c: &mut Criterion) {
-    let tokio_first = std::env::var(FIRST_ENV).is_ok_and(|v| v == "tokio");
     for w in WORKLOADS {
-        let mut group = c.benchmark_group(format!("ct_{}", w.name));
-        group.throughput(Throughput::Elements(w.ops));
-        if w.slow {
-            // Iterations of tens of milliseconds: flat sampling keeps the run time bounded.
-            group.sampling_mode(SamplingMode::Flat);
-            group.sample_size(10);
-        }
-        let mut sides = [("knote", w.knote), ("tokio", w.tokio)];
-        if tokio_first {
-            sides.reverse();
-        }
-        for (side, make) in sides {
+        let mut group = w.group(c, "ct_");
+        for (side, make) in w.sides() {
             let mut prepared = None;
             group.bench_function(side, |b| {
                 let p = prepared.get_or_insert_with(make);
@@ -492,64 +432,17 @@ fn executor(c: &mut Criterion) {
     }
 }
 
-/// Short warm-up and measurement, so the whole run takes under a minute on 2 cores;
-/// command line options (`--quick`, `--measurement-time`, …) still override these.
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1500))
-        .sample_size(20)
-        .configure_from_args()
-}
-
 /// `KNOTE_BENCH_OP=GROUP/SIDE:COUNT`: set one workload up, run COUNT iterations, exit.
 fn op_mode(spec: &str) -> Result<(), String> {
-    let names = || {
-        WORKLOADS
-            .iter()
-            .map(|w| format!("ct_{}/{{knote,tokio}}", w.name))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let (name, count) = spec
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{OP_ENV} must be GROUP/SIDE:COUNT, not {spec:?}"))?;
-    let count: u64 = count
-        .parse()
-        .map_err(|_| format!("{OP_ENV}: bad COUNT {count:?}"))?;
+    let (name, count) = support::split_count(spec, "GROUP/SIDE")?;
     let (group, side) = name
         .rsplit_once('/')
-        .ok_or_else(|| format!("{OP_ENV}: {name:?} is not GROUP/SIDE; one of: {}", names()))?;
-    let w = WORKLOADS
-        .iter()
-        .find(|w| group.strip_prefix("ct_") == Some(w.name))
-        .ok_or_else(|| format!("{OP_ENV}: unknown group {group:?}; one of: {}", names()))?;
-    let make = match side {
-        "knote" => w.knote,
-        "tokio" => w.tokio,
-        _ => {
-            return Err(format!(
-                "{OP_ENV}: side {side:?} is neither knote nor tokio"
-            ))
-        }
-    };
-    let mut prepared = make();
-    for _ in 0..count {
-        (prepared.step)();
-    }
+        .ok_or_else(|| format!("{OP_ENV}: {name:?} is not GROUP/SIDE"))?;
+    let make = support::find(WORKLOADS, "ct_", "{knote,tokio}", group)?.side(side)?;
+    support::run_steps(make(), count);
     Ok(())
 }
 
 fn main() {
-    if let Ok(spec) = std::env::var(OP_ENV) {
-        if let Err(message) = op_mode(&spec) {
-            eprintln!("{message}");
-            std::process::exit(2);
-        }
-        return;
-    }
-    // What `criterion_main!` expands to, with the mode switch above.
-    let mut criterion = config();
-    executor(&mut criterion);
-    Criterion::default().configure_from_args().final_summary();
+    support::main(op_mode, executor);
 }

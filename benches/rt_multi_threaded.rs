@@ -55,7 +55,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{BenchmarkId, Criterion};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{workload, Prepared, OP_ENV};
 
 const NUM_SPAWN: usize = 10_000;
 const NUM_SPAWN_BUSY2: usize = 1_000;
@@ -70,41 +74,8 @@ const NUM_TIMEOUTS: usize = 1_000;
 const ROUND_TRIPS: usize = 200;
 const NUM_BLOCKING: usize = 100;
 
-/// The environment variable that selects one-workload mode.
-const OP_ENV: &str = "KNOTE_BENCH_OP";
-/// The environment variable that puts tokio first in every group.
-const FIRST_ENV: &str = "KNOTE_BENCH_FIRST";
 /// The environment variable listing the worker counts to measure.
 const WORKERS_ENV: &str = "KNOTE_BENCH_WORKERS";
-
-/// A workload set up (runtime built, background tasks and threads started), ready to step.
-/// Dropping it runs `stop` first (background tasks finish), then drops the runtime.
-struct Prepared {
-    step: Box<dyn FnMut()>,
-    stop: Option<Box<dyn FnOnce()>>,
-}
-
-impl Prepared {
-    fn new(step: impl FnMut() + 'static) -> Prepared {
-        Prepared {
-            step: Box::new(step),
-            stop: None,
-        }
-    }
-
-    fn with_stop(mut self, stop: impl FnOnce() + 'static) -> Prepared {
-        self.stop = Some(Box::new(stop));
-        self
-    }
-}
-
-impl Drop for Prepared {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            stop();
-        }
-    }
-}
 
 /// Keeps a worker busy for `STALL_DUR` (tokio's bench's `stall`).
 fn stall() {
@@ -413,33 +384,7 @@ mod on_tokio {
     workloads!();
 }
 
-type Make = fn(usize) -> Prepared;
-
-/// One workload: its group name (without the `mt_` prefix), both sides, the operations one
-/// iteration performs, and whether an iteration is slow (tens of milliseconds).
-struct Workload {
-    name: &'static str,
-    knote: Make,
-    tokio: Make,
-    ops: u64,
-    slow: bool,
-}
-
-const fn workload(
-    name: &'static str,
-    knote: Make,
-    tokio: Make,
-    ops: usize,
-    slow: bool,
-) -> Workload {
-    Workload {
-        name,
-        knote,
-        tokio,
-        ops: ops as u64,
-        slow,
-    }
-}
+type Workload = support::Workload<fn(usize) -> Prepared>;
 
 const WORKLOADS: &[Workload] = &[
     workload(
@@ -540,22 +485,11 @@ fn worker_counts() -> Vec<usize> {
 /// built only if criterion runs that function (a filter argument skips the rest) and dropped
 /// right after it.
 fn executor(c: &mut Criterion) {
-    let tokio_first = std::env::var(FIRST_ENV).is_ok_and(|v| v == "tokio");
     let workers = worker_counts();
     for w in WORKLOADS {
-        let mut group = c.benchmark_group(format!("mt_{}", w.name));
-        group.throughput(Throughput::Elements(w.ops));
-        if w.slow {
-            // Iterations of tens of milliseconds: flat sampling keeps the run time bounded.
-            group.sampling_mode(SamplingMode::Flat);
-            group.sample_size(10);
-        }
+        let mut group = w.group(c, "mt_");
         for &n in &workers {
-            let mut sides = [("knote", w.knote), ("tokio", w.tokio)];
-            if tokio_first {
-                sides.reverse();
-            }
-            for (side, make) in sides {
+            for (side, make) in w.sides() {
                 let mut prepared = None;
                 group.bench_function(BenchmarkId::new(side, n), |b| {
                     let p = prepared.get_or_insert_with(|| make(n));
@@ -568,75 +502,24 @@ fn executor(c: &mut Criterion) {
     }
 }
 
-/// Short warm-up and measurement, so the whole run takes 3-4 minutes on 2 cores (most of it
-/// knote's `spawn_many_remote_busy1`, whose iterations take a second or two);
-/// command line options (`--quick`, `--measurement-time`, …) still override these.
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1500))
-        .sample_size(20)
-        .configure_from_args()
-}
-
 /// `KNOTE_BENCH_OP=GROUP/SIDE/W:COUNT`: set one workload up, run COUNT iterations, exit.
 fn op_mode(spec: &str) -> Result<(), String> {
-    let names = || {
-        WORKLOADS
-            .iter()
-            .map(|w| format!("mt_{}/{{knote,tokio}}/W", w.name))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let (name, count) = spec
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{OP_ENV} must be GROUP/SIDE/W:COUNT, not {spec:?}"))?;
-    let count: u64 = count
-        .parse()
-        .map_err(|_| format!("{OP_ENV}: bad COUNT {count:?}"))?;
+    let (name, count) = support::split_count(spec, "GROUP/SIDE/W")?;
     let mut parts = name.split('/');
     let (Some(group), Some(side), Some(n), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(format!(
-            "{OP_ENV}: {name:?} is not GROUP/SIDE/W; one of: {}",
-            names()
-        ));
+        return Err(format!("{OP_ENV}: {name:?} is not GROUP/SIDE/W"));
     };
     let n: usize = match n.parse() {
         Ok(n) if n > 0 => n,
         _ => return Err(format!("{OP_ENV}: bad worker count {n:?}")),
     };
-    let w = WORKLOADS
-        .iter()
-        .find(|w| group.strip_prefix("mt_") == Some(w.name))
-        .ok_or_else(|| format!("{OP_ENV}: unknown group {group:?}; one of: {}", names()))?;
-    let make = match side {
-        "knote" => w.knote,
-        "tokio" => w.tokio,
-        _ => {
-            return Err(format!(
-                "{OP_ENV}: side {side:?} is neither knote nor tokio"
-            ))
-        }
-    };
-    let mut prepared = make(n);
-    for _ in 0..count {
-        (prepared.step)();
-    }
+    let make = support::find(WORKLOADS, "mt_", "{knote,tokio}/W", group)?.side(side)?;
+    support::run_steps(make(n), count);
     Ok(())
 }
 
 fn main() {
-    if let Ok(spec) = std::env::var(OP_ENV) {
-        if let Err(message) = op_mode(&spec) {
-            eprintln!("{message}");
-            std::process::exit(2);
-        }
-        return;
-    }
-    // What `criterion_main!` expands to, with the mode switch above.
-    let mut criterion = config();
-    executor(&mut criterion);
-    Criterion::default().configure_from_args().final_summary();
+    support::main(op_mode, executor);
 }
