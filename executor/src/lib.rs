@@ -34,6 +34,7 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 
 mod driver;
+mod loom;
 pub mod io;
 pub mod runtime;
 pub mod task;

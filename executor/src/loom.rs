@@ -1,0 +1,41 @@
+//! The synchronisation primitives the cross-thread protocols are written against: `loom`'s
+//! when the crate is built with `RUSTFLAGS="--cfg loom"` (model checking: every interleaving
+//! of a model's threads, within a preemption bound, is explored), `std`'s otherwise.
+//!
+//! A protocol that is model-checked uses these and only these for its shared state, so the
+//! code the model explores is the code the runtime runs. The models live beside the code they
+//! check, in `#[cfg(all(test, loom))]` modules; `.ci/run` runs them with
+//! `RUSTFLAGS="--cfg loom" cargo test -p knote-executor --release --lib loom`.
+
+#[cfg(loom)]
+#[allow(unused_imports)]
+pub(crate) use loom::{cell, sync, thread};
+
+#[cfg(not(loom))]
+#[allow(unused_imports)]
+pub(crate) use std::{sync, thread};
+
+/// `UnsafeCell` with loom's access-tracking interface (`with`, `with_mut`), so that code
+/// using it compiles unchanged under both.
+#[cfg(not(loom))]
+#[allow(dead_code)]
+pub(crate) mod cell {
+    /// See the module docs.
+    #[derive(Debug, Default)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    #[allow(dead_code)]
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> UnsafeCell<T> {
+            UnsafeCell(std::cell::UnsafeCell::new(value))
+        }
+
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
