@@ -8,7 +8,7 @@
 //!
 //! Every group holds the knote function(s) and the mio function of one workload, so criterion
 //! measures them in the same process run, one after the other. Quote the ratios, not the times
-//! (see `shared/benchmarks.md`). Loopback TCP only. knote uses
+//! (see `benches/BENCHMARKS.md`). Loopback TCP only. knote uses
 //! `Kqueue::builder().exact_data(false)` — what an executor uses — except where a function's
 //! name says `exact`.
 //!

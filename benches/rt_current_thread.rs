@@ -9,7 +9,7 @@
 //!
 //! Every workload is one criterion group (`ct_NAME`) holding a `knote` and a `tokio` function,
 //! so criterion measures the two in the same process run, one after the other. Quote the
-//! ratios, not the times (see `shared/benchmarks.md`). The workload code is written once, in
+//! ratios, not the times (see `benches/BENCHMARKS.md`). The workload code is written once, in
 //! the `workloads!` macro, and expanded twice: in `on_knote` and in `on_tokio`, whose only
 //! differences are the imports (`spawn`, `yield_now`, `sleep`, `timeout`, `oneshot`, …) and
 //! how the runtime is built. So both sides run literally the same code shape.

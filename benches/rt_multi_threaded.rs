@@ -11,7 +11,7 @@
 //! worker count W (`KNOTE_BENCH_WORKERS`, default `4,2`: tokio's bench uses 4 workers, which
 //! on a 2-core machine means more workers than cores; 2 is one worker per core). criterion
 //! measures them in the same process run, one after the other. Quote the ratios, not the times
-//! (see `shared/benchmarks.md`). As in `rt_current_thread.rs`, the workload code is written
+//! (see `benches/BENCHMARKS.md`). As in `rt_current_thread.rs`, the workload code is written
 //! once (`workloads!`) and expanded in `on_knote` and `on_tokio`, which differ only in their
 //! imports and in how the runtime is built (tokio with `enable_all()`, as tokio's bench does).
 //!
