@@ -42,6 +42,8 @@ pub fn from_c(c: &CKevent) -> Kevent {
         Flags::from_bits_retain(c.flags),
         c.fflags,
         c.data,
+        // The pointer's address is exposed here and the address turned back into a pointer by
+        // `to_c`: the reactor keeps udata as an integer, and never dereferences it.
         c.udata as usize,
     )
 }

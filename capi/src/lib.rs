@@ -22,20 +22,24 @@
 //!   the `Kqueue` closes only the library's own fds. The dup is the same open file, so the
 //!   program can `poll(2)` it exactly as the reactor's fd (readable when events are pending).
 //! - **A table maps the program's number to the `Kqueue`**, and every `kevent()` checks that the
-//!   number still refers to the *same open file* as the `Kqueue`'s fd: `kcmp(2)`
-//!   (`KCMP_FILE`), one system call. `fstat` cannot tell: every epoll instance shares one
-//!   anonymous inode. (Where `kcmp` is unavailable — a kernel without `CONFIG_KCMP`, or a
-//!   seccomp filter — the check falls back to `fstat`'s device and inode, which catches a closed
-//!   number or one reused for any non-epoll file, but not one reused by an epoll created outside
-//!   this library.) A number that fails the check is `EBADF`, and its entry is removed and the
+//!   number still names *that epoll instance*. `fstat` cannot tell (every epoll shares one
+//!   anonymous inode), so each kqueue's epoll holds a **marker**: an eventfd of the library's,
+//!   registered with no events (an eventfd never reports `EPOLLERR`/`EPOLLHUP`, so the reactor
+//!   never sees it). `epoll_ctl(fd, EPOLL_CTL_MOD, marker)` succeeds only on the epoll that holds
+//!   the registration: one cheap system call per `kevent()`, exact, and allowed everywhere epoll
+//!   is. (`kcmp(KCMP_FILE)` would be exact too, but costs about twice as much here and is missing
+//!   without `CONFIG_KCMP` or under seccomp; it, and then `fstat`, serve only if a marker cannot
+//!   be registered.) A number that fails the check is `EBADF`, and its entry is removed and the
 //!   `Kqueue` dropped, freeing its fds.
-//! - **`kqueue()` first reaps every stale entry** (one `kcmp` each), so a program that closes its
+//! - **`kqueue()` first reaps every stale entry** (one check each), so a program that closes its
 //!   kqueues and makes new ones holds a bounded number of fds even if it never calls `kevent` on
 //!   a closed number; and a new kqueue handed out at a number replaces any entry left there.
 //!   Until then a closed kqueue's knotes linger harmlessly: the epoll instance stays alive only
 //!   through the library's fd, and nothing collects from it.
-//! - **The creating process is recorded**: in a `fork`ed child the inherited number is `EBADF`
-//!   (FreeBSD does not pass kqueues to children), and the child's copy is dropped.
+//! - **Forks are counted** (a `pthread_atfork` child handler): in a `fork`ed child an inherited
+//!   number is `EBADF` (FreeBSD does not pass kqueues to children), and the child's copy is
+//!   dropped — closing the child's fds only, which leaves the parent's epoll and its
+//!   registrations alone.
 //!
 //! The table's lock is held only to look up, insert or remove — never across a wait — so any
 //! number of threads may call `kevent()` on one kqueue at once (the reactor's `Kqueue` is

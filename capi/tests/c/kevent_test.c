@@ -194,6 +194,13 @@ static void test_timer_units(void)
 	timer_once(kq, 3, NOTE_USECONDS, 30000, 30000000LL);
 	timer_once(kq, 4, NOTE_NSECONDS, 30000000, 30000000LL);
 	timer_once(kq, 5, NOTE_SECONDS, 1, 1000000000LL);
+	/* NOTE_ABSTIME: a deadline on the realtime clock, here 30 ms from now. */
+	struct timespec rt;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	int64_t deadline_us = (int64_t)rt.tv_sec * 1000000 + rt.tv_nsec / 1000 + 30000;
+	timer_once(kq, 6, NOTE_USECONDS | NOTE_ABSTIME, deadline_us, 0);
+	clock_gettime(CLOCK_REALTIME, &rt);
+	CHECK((int64_t)rt.tv_sec * 1000000 + rt.tv_nsec / 1000 >= deadline_us);
 	close(kq);
 }
 
