@@ -328,25 +328,6 @@ fn regular_files_are_evaluated_per_call() {
 }
 
 #[test]
-fn vnode_is_refused_by_the_shim() {
-    let file = std::fs::File::open("/").unwrap();
-    let kq = Kqueue::new().unwrap();
-    let result = kq.apply(&[Kevent::new(
-        file.as_raw_fd() as usize,
-        Filter::VNODE,
-        Flags::ADD,
-        note::WRITE,
-        0,
-        0,
-    )]);
-    if SHIM {
-        assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::EINVAL));
-    } else {
-        result.unwrap();
-    }
-}
-
-#[test]
 fn signal_kill_and_stop_are_refused_by_the_shim() {
     let kq = Kqueue::new().unwrap();
     for signo in [libc::SIGKILL, libc::SIGSTOP] {

@@ -125,6 +125,32 @@ pub(crate) const NOTE_LINK: u32 = libc::NOTE_LINK;
 pub(crate) const NOTE_RENAME: u32 = libc::NOTE_RENAME;
 /// `EVFILT_VNODE`: access was revoked.
 pub(crate) const NOTE_REVOKE: u32 = libc::NOTE_REVOKE;
+// FreeBSD's open/close/read notes; elsewhere 0 (NetBSD 10 has them too, but libc does not
+// export them, and older NetBSD kernels refuse unknown bits).
+/// `EVFILT_VNODE`: the file was opened.
+#[cfg(target_os = "freebsd")]
+pub(crate) const NOTE_OPEN: u32 = libc::NOTE_OPEN;
+/// `EVFILT_VNODE`: the file was opened (FreeBSD only: 0 here).
+#[cfg(not(target_os = "freebsd"))]
+pub(crate) const NOTE_OPEN: u32 = 0;
+/// `EVFILT_VNODE`: a descriptor that could not write was closed.
+#[cfg(target_os = "freebsd")]
+pub(crate) const NOTE_CLOSE: u32 = libc::NOTE_CLOSE;
+/// `EVFILT_VNODE`: a descriptor that could not write was closed (FreeBSD only: 0 here).
+#[cfg(not(target_os = "freebsd"))]
+pub(crate) const NOTE_CLOSE: u32 = 0;
+/// `EVFILT_VNODE`: a descriptor that could write was closed.
+#[cfg(target_os = "freebsd")]
+pub(crate) const NOTE_CLOSE_WRITE: u32 = libc::NOTE_CLOSE_WRITE;
+/// `EVFILT_VNODE`: a descriptor that could write was closed (FreeBSD only: 0 here).
+#[cfg(not(target_os = "freebsd"))]
+pub(crate) const NOTE_CLOSE_WRITE: u32 = 0;
+/// `EVFILT_VNODE`: the file was read.
+#[cfg(target_os = "freebsd")]
+pub(crate) const NOTE_READ: u32 = libc::NOTE_READ;
+/// `EVFILT_VNODE`: the file was read (FreeBSD only: 0 here).
+#[cfg(not(target_os = "freebsd"))]
+pub(crate) const NOTE_READ: u32 = 0;
 
 // Timer units: FreeBSD uses one bit per unit, NetBSD an enumeration in the low bits (with
 // milliseconds = 0), macOS bits with milliseconds as the flagless default and `NOTE_ABSOLUTE`

@@ -32,7 +32,8 @@ impl State {
             EVFILT_TIMER | EVFILT_USER | EVFILT_SIGNAL | EVFILT_PROC => {
                 self.apply_ident(sel, change)
             }
-            // VNODE and anything unmodelled: the shim has no such filter.
+            EVFILT_VNODE => self.apply_vnode(sel, change),
+            // Anything unmodelled: the shim has no such filter.
             _ => Err(libc::EINVAL),
         }
     }
@@ -376,7 +377,7 @@ impl State {
                     return Err(errno(e));
                 }
             }
-            Kind::Timer { .. } | Kind::User { .. } | Kind::Fd => {}
+            Kind::Timer { .. } | Kind::User { .. } | Kind::Fd | Kind::Vnode(_) => {}
         }
         if self.condition_holds(idx) {
             self.activate(idx);
@@ -442,7 +443,7 @@ impl State {
             Kind::User { triggered } => triggered,
             Kind::Timer { .. } | Kind::Signal { .. } => kn.data > 0,
             Kind::Proc { exited, .. } => exited,
-            Kind::Fd => false,
+            Kind::Fd | Kind::Vnode(_) => false,
         }
     }
 }

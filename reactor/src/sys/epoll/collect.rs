@@ -12,8 +12,8 @@ use super::knote::Kind;
 use super::{os, signals};
 use super::{FdEntry, KnoteRef, Selector, State};
 use super::{
-    GEN_MASK, HARVEST, INTERNAL_INNER, INTERNAL_SIGNAL, INTERNAL_TIMER, TOKEN_FD, TOKEN_INNER_BIT,
-    TOKEN_INTERNAL, TOKEN_KIND_SHIFT, TOKEN_PROC,
+    GEN_MASK, HARVEST, INTERNAL_INNER, INTERNAL_SIGNAL, INTERNAL_TIMER, INTERNAL_VNODE, TOKEN_FD,
+    TOKEN_INNER_BIT, TOKEN_INTERNAL, TOKEN_KIND_SHIFT, TOKEN_PROC,
 };
 use crate::Kevent;
 
@@ -41,6 +41,7 @@ impl Selector {
                     INTERNAL_TIMER => state.armed = None,
                     INTERNAL_SIGNAL => state.signal_report(),
                     INTERNAL_INNER => self.harvest_inner(state),
+                    INTERNAL_VNODE => state.vnode_report(),
                     // The wake eventfd only wakes; the ready queue holds the news.
                     _ => self.wake_report(state),
                 },
@@ -312,6 +313,15 @@ impl State {
                 } else {
                     requeue = true;
                 }
+            }
+            Kind::Vnode(_) => {
+                let (ff, eof) = self.vnode_event_data(idx)?;
+                fflags = ff;
+                data = 0;
+                if eof {
+                    flags |= EV_EOF;
+                }
+                requeue = flags & EV_CLEAR == 0;
             }
             Kind::Proc { exited, .. } => {
                 if !*exited {

@@ -29,7 +29,18 @@ pub(super) struct FileId {
     ino: u64,
 }
 
-fn fstat(fd: RawFd) -> Option<libc::stat> {
+impl FileId {
+    /// The identity a `stat` records.
+    pub(super) fn of(st: &libc::stat) -> FileId {
+        FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
+}
+
+/// `fstat(fd)`; `None` if `fd` is not open.
+pub(super) fn fstat(fd: RawFd) -> Option<libc::stat> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `st` is valid for writes of a `struct stat`.
     if unsafe { libc::fstat(fd, st.as_mut_ptr()) } == -1 {
@@ -48,11 +59,7 @@ pub(super) fn identify(fd: RawFd) -> Option<(FileId, FdClass)> {
         libc::S_IFREG | libc::S_IFDIR => FdClass::Regular,
         _ => FdClass::Other,
     };
-    let id = FileId {
-        dev: st.st_dev,
-        ino: st.st_ino,
-    };
-    Some((id, class))
+    Some((FileId::of(&st), class))
 }
 
 fn ioctl_int(fd: RawFd, request: libc::Ioctl) -> Option<i64> {

@@ -50,6 +50,8 @@ pub(super) enum Kind {
     Signal { seen: u64 },
     /// A process, watched through its pidfd.
     Proc { pidfd: OwnedFd, exited: bool },
+    /// VNODE on fd `ident`, through its inode's inotify watch.
+    Vnode(Box<super::vnode::Watched>),
 }
 
 impl Knote {

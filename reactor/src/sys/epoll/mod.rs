@@ -8,6 +8,7 @@
 //!        │                 ── timerfd ........... armed at the earliest timer deadline
 //!        │                 ── wake eventfd ...... readable iff the ready queue is non-empty
 //!        │                 ── signal eventfd .... shared, written by the counting handler
+//!        │                 ── inotify fd ........ VNODE knotes' watches, one per inode (vnode.rs)
 //!        └──────────────── ── pidfds ............ one per PROC knote (EPOLLONESHOT)
 //!   State (one mutex): knotes (slab), fd table (Vec by fd), ident map for the rest,
 //!   ready queue (FIFO of knote refs), timer heap.
@@ -32,6 +33,7 @@ mod knote;
 mod os;
 mod signals;
 mod timers;
+mod vnode;
 
 pub(crate) use abi::*;
 
@@ -67,6 +69,7 @@ const INTERNAL_WAKE: u64 = 0;
 const INTERNAL_TIMER: u64 = 1;
 const INTERNAL_SIGNAL: u64 = 2;
 const INTERNAL_INNER: u64 = 3;
+const INTERNAL_VNODE: u64 = 4;
 
 fn fd_token(fd: RawFd, gen: u32) -> u64 {
     (TOKEN_FD << TOKEN_KIND_SHIFT) | (u64::from(gen & GEN_MASK) << 32) | u64::from(fd as u32)
@@ -169,6 +172,8 @@ struct State {
     /// The fd whose identity this scan already checked (exact mode): READ and WRITE of one fd
     /// are queued together, so their deliveries share one `fstat`.
     identity_checked: Option<RawFd>,
+    /// VNODE knotes: the inotify instance and its watches.
+    vnodes: vnode::Vnodes,
 }
 
 /// The kqueue of the Linux backend.
@@ -227,6 +232,7 @@ impl Selector {
                 rechecks: Vec::new(),
                 maybe_stale: false,
                 identity_checked: None,
+                vnodes: vnode::Vnodes::default(),
             }),
         })
     }
@@ -508,6 +514,7 @@ impl State {
                     .cancelled(|seq, idx| timer_is_current(knotes, seq, idx));
             }
             knote::Kind::Signal { .. } => self.signal_knotes.retain(|&i| i != idx),
+            knote::Kind::Vnode(watched) => self.vnodes.detach(idx, watched.wd),
             // Closing the pidfd (dropping `kn`) also removes it from the epoll set.
             knote::Kind::Timer { .. } | knote::Kind::User { .. } | knote::Kind::Proc { .. } => {}
         }
