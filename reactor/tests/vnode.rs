@@ -9,7 +9,7 @@
 mod common;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -201,7 +201,7 @@ fn open_close_close_write_and_read() {
             7,
         )],
     );
-    (&reader).read_exact(&mut [0u8; 4]).unwrap();
+    std::io::Read::read_exact(&mut &reader, &mut [0u8; 4]).unwrap();
     assert_eq!(notes(&kq, &file), note::READ);
     drop(reader);
     assert_eq!(notes(&kq, &file), note::CLOSE);
