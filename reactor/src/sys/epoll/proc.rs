@@ -3,7 +3,10 @@
 //!
 //! The exit status is read with `waitid(P_PIDFD, WNOWAIT)`, which does not reap the child; a
 //! process that is not our child has no status on Linux (`data` = 0, a documented difference).
-//! Only `NOTE_EXIT` is ever reported.
+//! Only `NOTE_EXIT` is ever reported. The filter sets `EV_CLEAR` (as FreeBSD's does), and an
+//! exit is returned with `EV_EOF | EV_ONESHOT | EV_CLEAR`; a knote whose `fflags` lack
+//! `NOTE_EXIT` when the process exits (re-added with `fflags` = 0, say) is dropped silently, as
+//! FreeBSD's `EV_DROP` does.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -21,7 +24,10 @@ pub(super) struct ProcKnote {
     pidfd: OwnedFd,
     /// The pidfd reported the exit.
     exited: bool,
-    /// The wait status (0 when Linux has none for us).
+    /// The notes that fired (`kn_fflags`): `NOTE_EXIT` if it was asked for when the process
+    /// exited.
+    fired: u32,
+    /// The wait status (0 when Linux has none for us, or `NOTE_EXIT` was not asked for).
     status: i64,
 }
 
@@ -44,9 +50,11 @@ impl FilterOps for Proc {
             ext: ProcKnote {
                 pidfd,
                 exited: false,
+                fired: 0,
                 status: 0,
             },
-            flags: change.flags(),
+            // As FreeBSD's `filt_procattach`: the filter sets EV_CLEAR itself.
+            flags: change.flags() | EV_CLEAR,
             sfflags: change.fflags(),
         })
     }
@@ -96,7 +104,7 @@ impl FilterOps for Proc {
         }
         Some(Delivery {
             flags: EV_EOF | EV_ONESHOT,
-            fflags: kn.sfflags & NOTE_EXIT,
+            fflags: p.fired,
             data: p.status,
             requeue: false,
         })
@@ -113,10 +121,19 @@ impl FilterOps for Proc {
         if kn.gen & GEN_MASK != gen {
             return;
         }
+        let wanted = kn.sfflags & NOTE_EXIT;
         let Some(p) = Proc::ext_mut(&mut kn.ext) else {
             return;
         };
+        // FreeBSD's `filt_proc(NOTE_EXIT)`: record the note if it was asked for (with the wait
+        // status); if no note fired at all the knote is dropped without an event (`EV_DROP`),
+        // e.g. after a re-add with `fflags` = 0 disarmed it.
         p.exited = true;
+        p.fired = wanted;
+        if wanted == 0 {
+            st.remove_knote(idx);
+            return;
+        }
         p.status = os::exit_status(&p.pidfd).unwrap_or(0);
         st.activate(idx);
     }

@@ -42,6 +42,7 @@ impl FilterOps for Signal {
     #[inline]
     fn attach(st: &mut State, sel: &Selector, change: &RawKevent) -> Result<Attached<SignalKnote>, i32> {
         let signo = i32::try_from(change.ident()).map_err(|_| libc::EINVAL)?;
+        // Installs the counting handler, or puts it back if the program replaced it.
         sigcount::watch(signo)?;
         st.watch_signals(sel)?;
         Ok(Attached {
@@ -70,6 +71,10 @@ impl FilterOps for Signal {
 
     #[inline]
     fn touch(st: &mut State, _: &Selector, idx: usize, change: &RawKevent) -> Outcome {
+        if change.flags() & EV_ADD != 0 {
+            // Every EV_ADD puts the counting handler back if the program replaced it.
+            sigcount::watch(change.ident() as i32)?;
+        }
         let kn = &mut st.knotes[idx];
         if change.flags() & EV_ADD != 0 {
             kn.sfflags = change.fflags();

@@ -24,13 +24,12 @@ impl FilterOps for User {
 
     #[inline]
     fn attach(_: &mut State, _: &Selector, change: &RawKevent) -> Result<Attached<UserKnote>, i32> {
-        let fflags = change.fflags();
+        // FreeBSD's `kqueue_register` zeroes the change's `fflags` before `filt_userattach`
+        // looks for `NOTE_TRIGGER`: a creating `EV_ADD` never fires the knote (macOS's does).
         Ok(Attached {
-            ext: UserKnote {
-                triggered: fflags & NOTE_TRIGGER != 0,
-            },
+            ext: UserKnote { triggered: false },
             flags: change.flags(),
-            sfflags: fflags & NOTE_FFLAGSMASK,
+            sfflags: change.fflags() & NOTE_FFLAGSMASK,
         })
     }
 
