@@ -13,6 +13,8 @@
 //! - returned flags: macOS echoes `EV_ADD` (and the rest of the change's flags) in events and in
 //!   error entries; [`Selector::kevent`] strips the action flags from events and leaves error and
 //!   receipt entries with exactly `EV_ERROR`, as FreeBSD writes them;
+//! - `EV_CLEAR` on `EVFILT_PROC` events, which FreeBSD's filter sets on the knote itself; the
+//!   normalisation never strips it, and adds it should a kernel leave it out;
 //! - timer units, which every platform numbers its own way: see [`timer_fflags`];
 //! - constants: the platform's own numbers (NetBSD numbers filters from 0), 0 for a `NOTE_*` the
 //!   platform lacks.
@@ -386,6 +388,11 @@ impl RawKevent {
             self.set_flags(EV_ERROR);
         } else if flags & EV_ACTIONS != 0 {
             self.set_flags(flags & !EV_ACTIONS);
+        }
+        if self.filter() == EVFILT_PROC && flags & EV_ERROR == 0 {
+            // FreeBSD's PROC filter sets EV_CLEAR on the knote itself, so every event of it
+            // carries the flag; keep it so wherever a kernel leaves it out.
+            self.set_flags(self.flags() | EV_CLEAR);
         }
         if self.filter() == EVFILT_USER {
             // FreeBSD returns the stored word unmasked, so a NOTE_TRIGGER or control bit given at

@@ -51,12 +51,12 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use self::inotify::*;
 use super::abi::*;
+use super::changes::errno;
 use super::fdinfo::{fstat, FileId};
-use super::knote::{Kind, Knote};
-use super::{internal_token, os, Selector, State, INTERNAL_VNODE};
-
-/// A change's outcome: `Err(errno)` becomes an `EV_ERROR` entry.
-type Outcome = Result<(), i32>;
+use super::filter::{token, Attached, Delivery, FilterOps, Member, Outcome};
+use super::knote::Knote;
+use super::os;
+use super::{FilterId, Selector, State};
 
 /// The notes no `stat` records: after an overflow they are reported as possibly lost.
 const UNRECORDED: u32 = NOTE_OPEN | NOTE_CLOSE | NOTE_CLOSE_WRITE | NOTE_READ;
@@ -72,10 +72,6 @@ const READ_BUF: usize = 16 * 1024;
 /// Reads per harvest at most: a file written without pause cannot keep one `kevent` call
 /// reading forever (the inotify fd is level-triggered, so the rest is reported next time).
 const MAX_READS: usize = 64;
-
-fn errno(e: std::io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(libc::EIO)
-}
 
 /// The inotify mask a knote asking for `sfflags` needs (watch masks only grow: inotify ORs
 /// them in, until the inode's last knote goes).
@@ -120,7 +116,7 @@ impl Vnodes {
                 libc::EPOLL_CTL_ADD,
                 fd.as_raw_fd(),
                 libc::EPOLLIN as u32,
-                internal_token(INTERNAL_VNODE),
+                token(FilterId::Vnode, 0),
             )
             .map_err(errno)?;
             self.inotify = Some(fd);
@@ -169,7 +165,7 @@ impl Snapshot {
 /// A VNODE knote's own state.
 pub(super) struct Watched {
     /// Its inode's watch; -1 once the kernel removed it (`IN_IGNORED`).
-    pub(super) wd: i32,
+    wd: i32,
     id: FileId,
     dir: bool,
     snap: Snapshot,
@@ -177,6 +173,8 @@ pub(super) struct Watched {
     target: Option<Vec<u8>>,
     /// The notes fired since the last delivery (FreeBSD's `kn_fflags`).
     fflags: u32,
+    /// Revoked (`IN_UNMOUNT`): reported with `EV_EOF` from now on.
+    eof: bool,
 }
 
 impl Watched {
@@ -252,17 +250,7 @@ impl Watched {
 }
 
 fn watched(kn: &Knote) -> Option<&Watched> {
-    match &kn.kind {
-        Kind::Vnode(w) => Some(w),
-        _ => None,
-    }
-}
-
-fn watched_mut(kn: &mut Knote) -> Option<&mut Watched> {
-    match &mut kn.kind {
-        Kind::Vnode(w) => Some(w),
-        _ => None,
-    }
+    Vnode::ext(&kn.ext)
 }
 
 /// The hint of an event about one of a directory's entries.
@@ -308,122 +296,162 @@ fn moved_within(events: &[Event], i: usize) -> bool {
     pair(i + 1) || (i > 0 && pair(i - 1))
 }
 
-impl State {
-    /// A change to a VNODE knote: FreeBSD's `kqueue_register` with `vfs_kqfilter` as attach.
-    pub(super) fn apply_vnode(&mut self, sel: &Selector, change: &RawKevent) -> Outcome {
-        let flags = change.flags();
-        let fd = match RawFd::try_from(change.ident()) {
-            Ok(fd) if fd >= 0 => fd,
-            _ => return Err(libc::EBADF),
+/// The filter table's entry for VNODE.
+pub(super) struct Vnode;
+
+impl FilterOps for Vnode {
+    const FILTERS: &'static [i32] = &[EVFILT_VNODE];
+    type Knote = Watched;
+    type Shared = Vnodes;
+
+    /// kqueue looks the fd up before the knote; a knote whose fd number now names another file
+    /// was dropped at the close (kqueue's `knote_fdclose`), so it is dropped here.
+    #[inline]
+    fn lookup(st: &mut State, _: &Selector, change: &RawKevent) -> Result<Option<usize>, i32> {
+        let fd = vnode_fd(change)?;
+        let st_now = fstat(fd).ok_or(libc::EBADF)?;
+        let Some(&idx) = st.idents.get(&(EVFILT_VNODE, fd as usize)) else {
+            return Ok(None);
         };
-        // kqueue looks the fd up before the knote.
-        let Some(st) = fstat(fd) else {
-            return Err(libc::EBADF);
-        };
-        let key = (EVFILT_VNODE, fd as usize);
-        let mut existing = self.idents.get(&key).copied();
-        if let Some(idx) = existing {
-            if !watched(&self.knotes[idx]).is_some_and(|w| w.id == FileId::of(&st)) {
-                // The number was closed and reused without EV_DELETE: kqueue dropped the knote
-                // at the close.
-                self.remove_knote(idx);
-                existing = None;
-            }
+        if !watched(&st.knotes[idx]).is_some_and(|w| w.id == FileId::of(&st_now)) {
+            st.remove_knote(idx);
+            return Ok(None);
         }
-        let Some(idx) = existing else {
-            if flags & EV_ADD == 0 {
-                return Err(libc::ENOENT);
-            }
-            return self.attach_vnode(sel, fd, &st, change);
-        };
-        if flags & EV_DELETE != 0 {
-            self.remove_knote(idx);
-            return Ok(());
-        }
-        let kn = &mut self.knotes[idx];
-        kn.take_change(change);
-        // As for every filter without a touch step, a change replaces the requested notes;
-        // the notes already fired stay.
-        kn.sfflags = change.fflags();
-        kn.sdata = change.data();
-        let sfflags = kn.sfflags;
-        let (wd, dir) = watched(kn).map_or((-1, false), |w| (w.wd, w.dir));
-        if wd >= 0 {
-            // Notes newly asked for may need more of the watch.
-            let inotify = self.vnodes.inotify(sel.epfd.as_raw_fd())?;
-            inotify::add_watch(inotify, fd, watch_mask(sfflags, dir)).map_err(errno)?;
-        }
-        self.vnode_reevaluate(idx);
-        Ok(())
+        Ok(Some(idx))
     }
 
     /// `vfs_kqfilter`: regular files, directories and named FIFOs are vnodes; sockets, pipes,
     /// devices and the rest are `EINVAL`.
-    fn attach_vnode(
-        &mut self,
-        sel: &Selector,
-        fd: RawFd,
-        st: &libc::stat,
-        change: &RawKevent,
-    ) -> Outcome {
+    fn attach(st: &mut State, sel: &Selector, change: &RawKevent) -> Result<Attached<Watched>, i32> {
+        let fd = vnode_fd(change)?;
+        let stat = fstat(fd).ok_or(libc::EBADF)?;
         let target = inotify::fd_target(fd);
-        let dir = match st.st_mode & libc::S_IFMT {
+        let dir = match stat.st_mode & libc::S_IFMT {
             libc::S_IFREG => false,
             libc::S_IFDIR => true,
             // A FIFO with a name in the file system is a vnode on FreeBSD; pipe(2) is not.
             libc::S_IFIFO if target.as_deref().is_some_and(|t| t.starts_with(b"/")) => false,
             _ => return Err(libc::EINVAL),
         };
-        if !self.vnodes.watches.is_empty() {
+        if !st.filters.vnode.watches.is_empty() {
             // Events already queued happened before this knote: apply them to the knotes they
             // belong to first (its inode may be watched already, and share their wd).
-            self.vnode_harvest();
+            st.vnode_harvest();
         }
-        let inotify = self.vnodes.inotify(sel.epfd.as_raw_fd())?;
-        let wd =
-            inotify::add_watch(inotify, fd, watch_mask(change.fflags(), dir)).map_err(errno)?;
-        let watched = Watched {
-            wd,
-            id: FileId::of(st),
-            dir,
-            snap: Snapshot::of(st),
-            target,
-            fflags: 0,
-        };
-        let gen = self.next_gen();
-        let flags = change.flags();
-        let kind = Kind::Vnode(Box::new(watched));
-        let mut kn = Knote::new(fd as usize, EVFILT_VNODE, flags, change.udata(), gen, kind);
-        kn.disabled = flags & EV_DISABLE != 0;
-        kn.sfflags = change.fflags();
-        kn.sdata = change.data();
-        let idx = self.knotes.insert(kn);
-        self.idents.insert((EVFILT_VNODE, fd as usize), idx);
-        self.vnodes.watches.entry(wd).or_default().push(idx);
+        let inotify = st.filters.vnode.inotify(sel.epfd.as_raw_fd())?;
+        let wd = inotify::add_watch(inotify, fd, watch_mask(change.fflags(), dir)).map_err(errno)?;
+        Ok(Attached {
+            ext: Watched {
+                wd,
+                id: FileId::of(&stat),
+                dir,
+                snap: Snapshot::of(&stat),
+                target,
+                fflags: 0,
+                eof: false,
+            },
+            // FreeBSD's VNODE does not imply EV_CLEAR: without it, the notes stay and the knote
+            // keeps firing with them.
+            flags: change.flags(),
+            sfflags: change.fflags(),
+        })
+    }
+
+    fn link(st: &mut State, _: &Selector, idx: usize) -> Outcome {
+        st.link_ident(idx);
+        if let Some(w) = watched(&st.knotes[idx]) {
+            let wd = w.wd;
+            st.filters.vnode.watches.entry(wd).or_default().push(idx);
+        }
         Ok(())
     }
 
+    fn detach(st: &mut State, idx: usize, kn: &Knote) {
+        st.unlink_ident(kn);
+        if let Some(w) = Vnode::ext(&kn.ext) {
+            st.filters.vnode.detach(idx, w.wd);
+        }
+    }
+
+    /// As for every filter without a touch step of its own, a change replaces the requested
+    /// notes; the notes already fired stay, and fire again if there are any.
+    fn touch(st: &mut State, sel: &Selector, idx: usize, change: &RawKevent) -> Outcome {
+        let kn = &mut st.knotes[idx];
+        kn.sfflags = change.fflags();
+        kn.sdata = change.data();
+        let (fd, sfflags) = (kn.ident as RawFd, kn.sfflags);
+        let (wd, dir) = watched(kn).map_or((-1, false), |w| (w.wd, w.dir));
+        if wd >= 0 {
+            // Notes newly asked for may need more of the watch.
+            let inotify = st.filters.vnode.inotify(sel.epfd.as_raw_fd())?;
+            inotify::add_watch(inotify, fd, watch_mask(sfflags, dir)).map_err(errno)?;
+        }
+        st.vnode_reevaluate(idx);
+        Ok(())
+    }
+
+    /// `fflags` and `EV_EOF` of a VNODE event being delivered; `None` when there is nothing
+    /// to report, or the fd no longer names the knote's file (the knote is then dropped).
+    fn deliver(st: &mut State, _: bool, idx: usize) -> Option<Delivery> {
+        let kn = &st.knotes[idx];
+        let same = fstat(kn.ident as RawFd)
+            .is_some_and(|stat| watched(kn).is_some_and(|w| w.id == FileId::of(&stat)));
+        if !same {
+            st.remove_knote(idx);
+            return None;
+        }
+        let kn = &mut st.knotes[idx];
+        let clear = kn.is_clear();
+        let w = Vnode::ext_mut(&mut kn.ext)?;
+        if w.fflags == 0 && !w.eof {
+            kn.active = false;
+            return None;
+        }
+        // EV_CLEAR resets the notes on delivery (kqueue_scan); otherwise they stay.
+        let fflags = if clear {
+            std::mem::take(&mut w.fflags)
+        } else {
+            w.fflags
+        };
+        Some(Delivery {
+            flags: if w.eof { EV_EOF } else { 0 },
+            fflags,
+            data: 0,
+            requeue: !clear,
+        })
+    }
+
+    /// The inotify fd (the filter's one token) is readable.
+    fn report(st: &mut State, _: &Selector, _: u64, _: u32) {
+        st.vnode_harvest();
+    }
+}
+
+/// The fd a VNODE change names.
+fn vnode_fd(change: &RawKevent) -> Result<RawFd, i32> {
+    match RawFd::try_from(change.ident()) {
+        Ok(fd) if fd >= 0 => Ok(fd),
+        _ => Err(libc::EBADF),
+    }
+}
+
+impl State {
     /// `filt_vfsvnode(kn, 0)`: fires while it holds notes (or after a revoke).
     fn vnode_reevaluate(&mut self, idx: usize) {
-        let kn = &self.knotes[idx];
-        if kn.eof || watched(kn).is_some_and(|w| w.fflags != 0) {
+        if watched(&self.knotes[idx]).is_some_and(|w| w.eof || w.fflags != 0) {
             self.activate(idx);
         }
     }
 
-    /// The inotify fd was reported readable.
-    pub(super) fn vnode_report(&mut self) {
-        self.vnode_harvest();
-    }
-
     /// Reads and applies whatever inotify has queued.
     fn vnode_harvest(&mut self) {
-        let Some(inotify) = self.vnodes.inotify.as_ref().map(|fd| fd.as_raw_fd()) else {
+        let vnodes = &mut self.filters.vnode;
+        let Some(inotify) = vnodes.inotify.as_ref().map(|fd| fd.as_raw_fd()) else {
             return;
         };
-        let mut buf = std::mem::take(&mut self.vnodes.buf);
+        let mut buf = std::mem::take(&mut vnodes.buf);
         buf.resize(READ_BUF, 0);
-        let mut events = std::mem::take(&mut self.vnodes.events);
+        let mut events = std::mem::take(&mut vnodes.events);
         for _ in 0..MAX_READS {
             events.clear();
             match inotify::read(inotify, &mut buf) {
@@ -440,8 +468,8 @@ impl State {
                 self.vnode_event(events[i], moved_within);
             }
         }
-        self.vnodes.buf = buf;
-        self.vnodes.events = events;
+        self.filters.vnode.buf = buf;
+        self.filters.vnode.events = events;
     }
 
     /// Applies one inotify event to the knotes of its watch.
@@ -450,17 +478,18 @@ impl State {
             self.vnode_overflow();
             return;
         }
-        let Some(knotes) = self.vnodes.watches.get(&ev.wd) else {
+        let vnodes = &mut self.filters.vnode;
+        let Some(knotes) = vnodes.watches.get(&ev.wd) else {
             return; // a watch removed since (its last knote was deleted)
         };
-        let mut targets = std::mem::take(&mut self.vnodes.targets);
+        let mut targets = std::mem::take(&mut vnodes.targets);
         targets.clear();
         targets.extend_from_slice(knotes);
         if ev.mask & IN_IGNORED != 0 {
             // The kernel dropped the watch (inode freed or unmounted): nothing more will come.
-            self.vnodes.watches.remove(&ev.wd);
+            vnodes.watches.remove(&ev.wd);
             for &idx in &targets {
-                if let Some(w) = self.knotes.get_mut(idx).and_then(watched_mut) {
+                if let Some(w) = self.knotes.get_mut(idx).and_then(|kn| Vnode::ext_mut(&mut kn.ext)) {
                     w.wd = -1;
                 }
             }
@@ -469,7 +498,7 @@ impl State {
                 self.vnode_knote_event(idx, ev, moved_within);
             }
         }
-        self.vnodes.targets = targets;
+        self.filters.vnode.targets = targets;
     }
 
     fn vnode_knote_event(&mut self, idx: usize, ev: Event, moved_within: bool) {
@@ -478,9 +507,9 @@ impl State {
         };
         let fd = kn.ident as RawFd;
         let restat = !ev.named && ev.mask & (IN_MODIFY | IN_ATTRIB) != 0;
-        let st = if restat {
+        let stat = if restat {
             match fstat(fd) {
-                Some(st) if watched(kn).is_some_and(|w| w.id == FileId::of(&st)) => Some(st),
+                Some(stat) if watched(kn).is_some_and(|w| w.id == FileId::of(&stat)) => Some(stat),
                 _ => {
                     // Its fd was closed (and maybe reused): kqueue dropped it at the close.
                     self.remove_knote(idx);
@@ -492,17 +521,19 @@ impl State {
         };
         let kn = &mut self.knotes[idx];
         let sfflags = kn.sfflags;
+        let Some(w) = Vnode::ext_mut(&mut kn.ext) else {
+            return;
+        };
         if ev.mask & IN_UNMOUNT != 0 {
-            kn.eof = true;
+            w.eof = true;
         }
-        let Some(w) = watched_mut(kn) else { return };
         if ev.named {
             if w.dir {
                 w.note(sfflags, entry_hint(ev.mask, moved_within));
             }
         } else {
-            if let Some(st) = &st {
-                w.restat(sfflags, ev.mask, st);
+            if let Some(stat) = &stat {
+                w.restat(sfflags, ev.mask, stat);
             }
             let hint = self_hint(ev.mask);
             w.note(sfflags, hint);
@@ -515,56 +546,29 @@ impl State {
 
     /// Events were lost: re-examine every VNODE knote of the kqueue.
     fn vnode_overflow(&mut self) {
-        let mut targets = std::mem::take(&mut self.vnodes.targets);
+        let vnodes = &mut self.filters.vnode;
+        let mut targets = std::mem::take(&mut vnodes.targets);
         targets.clear();
-        targets.extend(self.vnodes.watches.values().flatten().copied());
+        targets.extend(vnodes.watches.values().flatten().copied());
         for &idx in &targets {
             let Some(kn) = self.knotes.get(idx) else {
                 continue;
             };
             let fd = kn.ident as RawFd;
-            let Some(st) =
-                fstat(fd).filter(|st| watched(kn).is_some_and(|w| w.id == FileId::of(st)))
-            else {
+            let same = |stat: &libc::stat| watched(kn).is_some_and(|w| w.id == FileId::of(stat));
+            let Some(stat) = fstat(fd).filter(same) else {
                 self.remove_knote(idx);
                 continue;
             };
             let target = inotify::fd_target(fd);
             let kn = &mut self.knotes[idx];
             let sfflags = kn.sfflags;
-            if let Some(w) = watched_mut(kn) {
-                w.reexamine(sfflags, &st, target);
+            if let Some(w) = Vnode::ext_mut(&mut kn.ext) {
+                w.reexamine(sfflags, &stat, target);
             }
             self.vnode_reevaluate(idx);
         }
-        self.vnodes.targets = targets;
-    }
-
-    /// `fflags` and `EV_EOF` of a VNODE event being delivered; `None` when there is nothing
-    /// to report, or the fd no longer names the knote's file (the knote is then dropped).
-    pub(super) fn vnode_event_data(&mut self, idx: usize) -> Option<(u32, bool)> {
-        let kn = &self.knotes[idx];
-        let same = fstat(kn.ident as RawFd)
-            .is_some_and(|st| watched(kn).is_some_and(|w| w.id == FileId::of(&st)));
-        if !same {
-            self.remove_knote(idx);
-            return None;
-        }
-        let kn = &mut self.knotes[idx];
-        let (clear, eof) = (kn.is_clear(), kn.eof);
-        let w = watched_mut(kn)?;
-        if w.fflags == 0 && !eof {
-            kn.active = false;
-            return None;
-        }
-        // EV_CLEAR resets the notes on delivery (kqueue_scan); otherwise they stay and the
-        // knote keeps firing with them.
-        let fflags = if clear {
-            std::mem::take(&mut w.fflags)
-        } else {
-            w.fflags
-        };
-        Some((fflags, eof))
+        self.filters.vnode.targets = targets;
     }
 }
 
@@ -626,6 +630,7 @@ mod tests {
             snap: Snapshot::of(&st),
             target: None,
             fflags: 0,
+            eof: false,
         };
         w.note(NOTE_ATTRIB, NOTE_WRITE | NOTE_EXTEND);
         assert_eq!(w.fflags, 0);
