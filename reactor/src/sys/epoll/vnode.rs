@@ -151,9 +151,11 @@ struct Snapshot {
 }
 
 impl Snapshot {
+    // `st_nlink` is u64 on glibc and musl, u32 on Android.
+    #[allow(clippy::useless_conversion)]
     fn of(st: &libc::stat) -> Snapshot {
         Snapshot {
-            nlink: st.st_nlink,
+            nlink: u64::from(st.st_nlink),
             size: st.st_size,
             owner: (st.st_mode, st.st_uid, st.st_gid),
             mtime: (st.st_mtime, st.st_mtime_nsec),

@@ -81,12 +81,12 @@ pub(super) fn add_watch(inotify: &OwnedFd, fd: RawFd, mask: u32) -> io::Result<i
     }
 }
 
-/// Stops watching `wd`. Its only failure, `EINVAL`, means the kernel removed the watch already
+/// Stops watching `wd` (Android's libc takes it as unsigned). Its only failure, `EINVAL`, means the kernel removed the watch already
 /// (the inode is gone or its file system was unmounted; `IN_IGNORED` is on its way), which
 /// leaves nothing to undo, so the caller need not look at the result.
 pub(super) fn rm_watch(inotify: &OwnedFd, wd: i32) -> io::Result<()> {
     // SAFETY: no pointers are involved.
-    if unsafe { libc::inotify_rm_watch(inotify.as_raw_fd(), wd) } == -1 {
+    if unsafe { libc::inotify_rm_watch(inotify.as_raw_fd(), wd as _) } == -1 {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
