@@ -422,12 +422,10 @@ fn a_closed_and_reused_fd_never_reports_the_old_file() {
 fn a_closed_fd_is_ebadf() {
     let dir = Scratch::new("vn-ebadf");
     let (_, file) = dir.file("f", b"");
-    let fd = file.as_raw_fd();
     let kq = kq();
     let closed = dup(&file);
     let number = closed.as_raw_fd();
     drop(closed);
-    let _ = fd;
     // The number may be taken again by another test thread; only a closed one must be EBADF.
     let errno = receipt(&kq, Kevent::vnode(number, Flags::ADD, note::WRITE, 0));
     if errno != 0 {
