@@ -71,7 +71,7 @@
 /// `knote::reactor::note`.
 pub use knote_reactor as reactor;
 
-pub use knote_executor::{io, runtime, sync, task, time};
+pub use knote_executor::{fs, io, runtime, sync, task, time};
 pub use knote_executor::{spawn, spawn_blocking, spawn_local, JoinError, JoinHandle, Runtime};
 
 /// Runs an `async fn main` on a knote runtime (multi-thread unless `flavor = "current_thread"`;

@@ -27,6 +27,7 @@
 //! - **Time** ([`time`]): each `Sleep` is one EVFILT_TIMER knote in its kqueue's change list.
 //! - **I/O** ([`io`]): [`io::Registration`] is the readiness protocol (edge-triggered, cleared
 //!   only by the wait that saw it) and [`io::AsyncFd`] wraps any fd with it.
+//! - **File watching** ([`fs`]): [`fs::watch`] streams an open file's `EVFILT_VNODE` notes.
 //! - A cooperative budget (128 ready results per poll) and a kqueue poll every 61 tasks keep an
 //!   always-ready task from starving I/O, timers or other tasks.
 
@@ -34,6 +35,7 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 
 mod driver;
+pub mod fs;
 pub mod io;
 mod loom;
 pub mod runtime;

@@ -11,15 +11,19 @@ use knote_reactor::{note, Flags, Kevent};
 fn user_event_fires_and_reports_its_fflags() {
     let rt = Builder::new_current_thread().build().unwrap();
     rt.block_on(async {
-        // A user knote added with NOTE_TRIGGER fires at once; its fflags (low 24 bits) come
-        // back with the event.
-        let fired = KnoteRegistration::new(Kevent::user(
+        // A user knote fires on NOTE_TRIGGER (not on the EV_ADD that creates it: FreeBSD clears
+        // the fflags before the attach); its fflags (low 24 bits) come back with the event. The
+        // trigger is a change to the knote and, like every change, replaces its udata, so the
+        // registration that sends it is the one that receives the event.
+        let _created = KnoteRegistration::new(Kevent::user(
             78,
             Flags::ADD | Flags::ONESHOT,
-            note::TRIGGER | note::FFCOPY | 5,
+            note::FFCOPY | 5,
             0,
         ))
         .unwrap();
+        let fired =
+            KnoteRegistration::new(Kevent::user(78, Flags::empty(), note::TRIGGER, 0)).unwrap();
         let got = knote_executor::time::timeout(Duration::from_secs(5), fired.event())
             .await
             .expect("a triggered user knote fires");

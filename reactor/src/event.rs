@@ -33,7 +33,8 @@ impl Filter {
     pub const SIGNAL: Filter = Filter(sys::EVFILT_SIGNAL);
     /// `EVFILT_PROC`: process events (`NOTE_EXIT` with the wait status).
     pub const PROC: Filter = Filter(sys::EVFILT_PROC);
-    /// `EVFILT_VNODE`: file changes. Passed through on native backends; the shim answers `EINVAL`.
+    /// `EVFILT_VNODE`: file changes (`note::DELETE`, `WRITE`, …): native on the BSDs and macOS,
+    /// over inotify on the Linux shim.
     pub const VNODE: Filter = Filter(sys::EVFILT_VNODE);
 
     /// A filter from the platform's raw number, for filters knote does not name.
@@ -230,6 +231,12 @@ impl Kevent {
     /// `EVFILT_PROC` for process `pid` with the notes in `fflags` (e.g. `note::EXIT`).
     pub fn proc(pid: i32, flags: Flags, fflags: u32, udata: usize) -> Kevent {
         Kevent::new(pid as usize, Filter::PROC, flags, fflags, 0, udata)
+    }
+
+    /// `EVFILT_VNODE` on `fd` (a regular file, directory or named FIFO) with the notes in
+    /// `fflags` (e.g. `note::WRITE | note::DELETE`).
+    pub fn vnode(fd: impl Into<RawIdent>, flags: Flags, fflags: u32, udata: usize) -> Kevent {
+        Kevent::new(fd.into().0, Filter::VNODE, flags, fflags, 0, udata)
     }
 
     /// This record with `data` replaced.

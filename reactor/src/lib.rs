@@ -12,7 +12,7 @@
 //!                         │   platform's `struct kevent`); results normalised to FreeBSD's
 //!                         └─ epoll/: Linux, Android — a shim that keeps kqueue's knotes and
 //!                             ready queue in user space over epoll, eventfd, timerfd, pidfd
-//!                             and a counting signal handler
+//!                             inotify and a counting signal handler
 //! ```
 //!
 //! A knote is identified by `(ident, filter)`; `udata` is an opaque word handed back untouched
@@ -22,8 +22,8 @@
 //! and its fd is readable whenever `kevent` would return an event, so a host loop can poll it.
 //!
 //! The reference is FreeBSD: see `shared/kqueue-semantics.md` and kqueue(2). The filters are
-//! [`Filter::READ`], `WRITE`, `TIMER`, `USER`, `SIGNAL`, `PROC` (and `VNODE` on native
-//! backends); the flags are [`Flags`]; the `NOTE_*` values are in [`note`].
+//! [`Filter::READ`], `WRITE`, `TIMER`, `USER`, `SIGNAL`, `PROC` and `VNODE` (over inotify on
+//! the Linux shim); the flags are [`Flags`]; the `NOTE_*` values are in [`note`].
 //!
 //! ```no_run
 //! use knote_reactor::{Flags, Kevent, Kqueue, TimerUnit};
@@ -67,7 +67,11 @@
 //! | READ `data` on a listening Unix-domain socket | accept-queue length | 1 (Linux does not expose it) |
 //! | WRITE `data` on a socket | `sbspace` of the send buffer | `SO_SNDBUF` − `SIOCOUTQ` (Linux counts buffer overhead in `SO_SNDBUF`) |
 //! | READ/WRITE on regular files and directories | vnode filter, woken by writes | evaluated at each `kevent` call (READ: offset ≠ EOF, `data` = size − offset; WRITE: always): growth during a blocking wait does not end it |
-//! | `VNODE` | supported | `EINVAL` |
+//! | `VNODE` notes | from the VFS operation itself | from inotify events (a `stat` tells unlink from link from attribute change, and growth from overwrite): each becomes FreeBSD's hint for the same operation; truncation is `NOTE_ATTRIB` only when the size shrank (growing truncation reads as `NOTE_WRITE \| NOTE_EXTEND`) (`vnode.rs`: `attrib_on_chmod_and_on_truncation`, `append_reports_write_and_extend_overwrite_only_write`) |
+//! | `VNODE` on a directory removed (`rmdir`) while the knote's fd keeps it open | `NOTE_DELETE` | nothing: Linux tells only the parent (`vnode.rs`: `rmdir_of_a_watched_directory`) |
+//! | `VNODE` `NOTE_REVOKE` | on forced unmount or `revoke(2)`, with `EV_EOF` | never while the knote's fd is open: Linux cannot unmount a file system with an open file, and a lazy unmount waits for the last close (`vnode.rs`: `unmount_under_an_open_file`) |
+//! | `VNODE` when the inotify queue overflows (`max_queued_events`) | no queue, nothing lost | every VNODE knote of the kqueue is re-examined: link count, size, times, owner and path give `DELETE`/`LINK`/`WRITE`/`EXTEND`/`ATTRIB`/`RENAME`, and the requested notes nothing records (`OPEN`, `CLOSE`, `CLOSE_WRITE`, `READ`) are reported as possibly lost (`vnode.rs`: `overflow_reports_what_could_have_happened`) |
+//! | `VNODE` resources | none beyond the knote | one inotify instance per kqueue (the per-user `max_user_instances` limit applies: `EMFILE` on the first VNODE knote past it) and one watch per inode (`max_user_watches`: `ENOSPC`) |
 //! | SIGNAL | kernel counts every delivery | a process-wide handler, installed at the first SIGNAL knote of each signal, counts and then chains to the disposition it replaced (handler, `SIG_IGN`, or the default action); a later `sigaction()` by the program replaces it and ends counting; `SIGKILL`/`SIGSTOP` → `EINVAL` |
 
 #![warn(missing_docs)]

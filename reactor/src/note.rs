@@ -46,17 +46,29 @@ pub const NSECONDS: u32 = sys::NOTE_NSECONDS;
 /// `EVFILT_TIMER`: `data` is an absolute deadline, not a period.
 pub const ABSTIME: u32 = sys::NOTE_ABSTIME;
 
-/// `EVFILT_VNODE`: the file was deleted.
+/// `EVFILT_VNODE`: the file was deleted (one of its links removed, or a rename replaced it).
 pub const DELETE: u32 = sys::NOTE_DELETE;
-/// `EVFILT_VNODE`: the file was written.
+/// `EVFILT_VNODE`: the file was written; for a directory, its entries changed.
 pub const WRITE: u32 = sys::NOTE_WRITE;
-/// `EVFILT_VNODE`: the file grew.
+/// `EVFILT_VNODE`: the file grew; for a directory, an entry was moved in or out.
 pub const EXTEND: u32 = sys::NOTE_EXTEND;
 /// `EVFILT_VNODE`: the file's attributes changed.
 pub const ATTRIB: u32 = sys::NOTE_ATTRIB;
-/// `EVFILT_VNODE`: the link count changed.
+/// `EVFILT_VNODE`: the link count changed (a link added; for a directory, a subdirectory
+/// created or removed).
 pub const LINK: u32 = sys::NOTE_LINK;
 /// `EVFILT_VNODE`: the file was renamed.
 pub const RENAME: u32 = sys::NOTE_RENAME;
-/// `EVFILT_VNODE`: access to the file was revoked.
+/// `EVFILT_VNODE`: access to the file was revoked (its file system unmounted); comes with
+/// `EV_EOF`.
 pub const REVOKE: u32 = sys::NOTE_REVOKE;
+/// `EVFILT_VNODE`: the file was opened (FreeBSD and the Linux shim; 0 elsewhere).
+pub const OPEN: u32 = sys::NOTE_OPEN;
+/// `EVFILT_VNODE`: a descriptor of the file that could not write was closed (FreeBSD and the
+/// Linux shim; 0 elsewhere).
+pub const CLOSE: u32 = sys::NOTE_CLOSE;
+/// `EVFILT_VNODE`: a descriptor of the file that could write was closed (FreeBSD and the Linux
+/// shim; 0 elsewhere).
+pub const CLOSE_WRITE: u32 = sys::NOTE_CLOSE_WRITE;
+/// `EVFILT_VNODE`: the file was read (FreeBSD and the Linux shim; 0 elsewhere).
+pub const READ: u32 = sys::NOTE_READ;

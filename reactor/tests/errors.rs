@@ -216,10 +216,6 @@ fn vnode_filter() {
         0,
     );
     let outcome = receipt(&kq, change);
-    // Documented shim difference (e): the shim has no VNODE filter.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    assert_eq!(outcome, i64::from(libc::EINVAL));
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
         use std::io::Write;
         assert_eq!(outcome, 0);

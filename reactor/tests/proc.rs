@@ -1,5 +1,6 @@
-//! The `PROC` row of the spec's filter table: `NOTE_EXIT` with the wait status, `EV_EOF |
-//! EV_ONESHOT`, the child is not reaped, absent pid → `ESRCH`.
+//! The `PROC` row of the semantics' filter table: `NOTE_EXIT` with the wait status, `EV_EOF |
+//! EV_ONESHOT | EV_CLEAR`, the child is not reaped, a re-add with `fflags` = 0 disarms it,
+//! absent pid → `ESRCH`.
 
 mod common;
 
@@ -23,9 +24,11 @@ fn gated_child(code: i32) -> Child {
 fn exit_event(kq: &Kqueue, pid: u32) -> Kevent {
     let ev = wait_for(kq, pid as usize, Filter::PROC);
     assert!(ev.fflags() & note::EXIT != 0, "NOTE_EXIT in fflags: {ev:?}");
+    // FreeBSD's PROC filter sets EV_CLEAR on the knote itself.
     assert!(
-        ev.flags().contains(Flags::EOF | Flags::ONESHOT),
-        "EV_EOF | EV_ONESHOT on exit: {ev:?}"
+        ev.flags()
+            .contains(Flags::EOF | Flags::ONESHOT | Flags::CLEAR),
+        "EV_EOF | EV_ONESHOT | EV_CLEAR on exit: {ev:?}"
     );
     assert!(!ev.is_error(), "{ev:?}");
     assert_no_action_flags(&ev);
@@ -259,4 +262,50 @@ fn every_kqueue_watching_a_child_gets_its_exit() {
         assert_eq!(ExitStatus::from_raw(ev.data() as i32).code(), Some(6));
     }
     assert_eq!(child.wait().unwrap().code(), Some(6));
+}
+
+#[test]
+fn the_exit_flags_are_exactly_eof_oneshot_clear() {
+    let kq = kq();
+    let mut child = gated_child(2);
+    let pid = child.id();
+    // Registered without EV_RECEIPT (which a knote would keep and return).
+    submit(
+        &kq,
+        &[Kevent::proc(pid as i32, Flags::ADD, note::EXIT, 8)],
+        0,
+        None,
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    let ev = exit_event(&kq, pid);
+    assert_eq!(
+        ev.flags(),
+        Flags::EOF | Flags::ONESHOT | Flags::CLEAR,
+        "{ev:?}"
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(2));
+}
+
+#[test]
+fn readding_with_fflags_zero_disarms_the_exit() {
+    let kq = kq();
+    let mut child = gated_child(9);
+    let pid = child.id();
+    register(&kq, &[Kevent::proc(pid as i32, Flags::ADD, note::EXIT, 1)]);
+    // Re-added without NOTE_EXIT: nothing it asks for can fire any more.
+    register(&kq, &[Kevent::proc(pid as i32, Flags::ADD, 0, 2)]);
+    drop(child.stdin.take());
+    wait_exited_not_reaped(pid);
+    let events = wait(&kq, 8, Some(QUIET));
+    assert!(
+        events.is_empty(),
+        "an exit was delivered to a knote without NOTE_EXIT: {events:?}"
+    );
+    // FreeBSD drops the knote (EV_DROP) when the exit finds no note to report.
+    assert_eq!(
+        receipt(&kq, Kevent::proc(pid as i32, Flags::DELETE, 0, 0)),
+        i64::from(libc::ENOENT)
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(9), "not reaped");
 }

@@ -1,4 +1,5 @@
-//! The `SIGNAL` row of the spec's filter table, and trap 7: signals are observed, not consumed.
+//! The `SIGNAL` row of the semantics' filter table, and trap 7: signals are observed, not
+//! consumed, whatever disposition the program sets before or after.
 //!
 //! Signals are process-wide and the tests of this file run in parallel threads of one process, so
 //! every test owns its signal number. `raise` delivers to the calling thread before it returns.
@@ -262,4 +263,158 @@ fn observing_an_ignored_signal_does_not_interrupt_other_system_calls() {
         "an ignored signal interrupted the program's own read(2)"
     );
     assert_eq!(collect(&kq, sig, 5), 5);
+}
+
+/// The disposition of `sig` now.
+fn disposition(sig: libc::c_int) -> libc::sigaction {
+    // SAFETY: an all-zero sigaction is valid output space; a null `act` only reads.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(sig, std::ptr::null(), &mut sa), 0);
+        sa
+    }
+}
+
+static PROF_HANDLED: AtomicUsize = AtomicUsize::new(0);
+extern "C" fn on_prof(_: libc::c_int) {
+    PROF_HANDLED.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn a_disposition_set_after_the_first_knote_does_not_end_counting_for_new_knotes() {
+    let sig = libc::SIGPROF;
+    install(sig, on_prof as *const () as libc::sighandler_t);
+    let kq = kq();
+    register(&kq, &[Kevent::signal(sig, Flags::ADD, 1)]);
+    raise(sig);
+    assert_eq!(collect(&kq, sig, 1), 1);
+    register(&kq, &[Kevent::signal(sig, Flags::DELETE, 0)]);
+    // The program ignores it now; a knote added later still sees every delivery.
+    install(sig, libc::SIG_IGN);
+    register(&kq, &[Kevent::signal(sig, Flags::ADD, 2)]);
+    raise(sig);
+    raise(sig);
+    assert_eq!(collect(&kq, sig, 2), 2);
+    // And back to a handler of the program's: still counted, and the handler still runs.
+    install(sig, on_prof as *const () as libc::sighandler_t);
+    let kq2 = kq_for(sig, 3);
+    let before = PROF_HANDLED.load(Ordering::SeqCst);
+    raise(sig);
+    assert_eq!(PROF_HANDLED.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(collect(&kq2, sig, 1), 1);
+}
+
+/// A kqueue with a SIGNAL knote for `sig`.
+fn kq_for(sig: libc::c_int, udata: usize) -> Kqueue {
+    let kq = kq();
+    register(&kq, &[Kevent::signal(sig, Flags::ADD, udata)]);
+    kq
+}
+
+static CONT_HANDLED: AtomicUsize = AtomicUsize::new(0);
+extern "C" fn on_cont(_: libc::c_int) {
+    CONT_HANDLED.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn observing_a_signal_keeps_the_programs_sigaction_flags() {
+    let sig = libc::SIGCONT;
+    let wanted = libc::SA_RESETHAND | libc::SA_NODEFER;
+    // SAFETY: an all-zero sigaction is valid; the handler only bumps an atomic.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_cont as *const () as libc::sighandler_t;
+        sa.sa_flags = wanted;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaddset(&mut sa.sa_mask, libc::SIGXFSZ);
+        assert_eq!(libc::sigaction(sig, &sa, std::ptr::null_mut()), 0);
+    }
+    let kq = kq_for(sig, 1);
+    let now = disposition(sig);
+    assert_eq!(
+        now.sa_flags & wanted,
+        wanted,
+        "flags dropped: {:#x}",
+        now.sa_flags
+    );
+    // SAFETY: sigismember reads a valid sigset_t.
+    assert_eq!(unsafe { libc::sigismember(&now.sa_mask, libc::SIGXFSZ) }, 1);
+    // SA_RESETHAND: the program's handler runs once, then SIGCONT's default (continue) applies.
+    raise(sig);
+    raise(sig);
+    assert_eq!(
+        CONT_HANDLED.load(Ordering::SeqCst),
+        1,
+        "SA_RESETHAND ignored"
+    );
+    // Documented shim difference: the reset also removes the counting handler, so the second
+    // delivery is not counted; FreeBSD counts both.
+    let want = if cfg!(any(target_os = "linux", target_os = "android")) {
+        1
+    } else {
+        2
+    };
+    assert_eq!(collect(&kq, sig, want), want);
+    assert!(wait(&kq, 8, Some(QUIET)).is_empty());
+}
+
+#[test]
+fn an_ignored_sigchld_stays_ignored_and_is_not_recorded() {
+    let sig = libc::SIGCHLD;
+    install(sig, libc::SIG_IGN);
+    let kq = kq_for(sig, 1);
+    // SIG_IGN kept: the kernel goes on reaping children by itself.
+    assert_eq!(disposition(sig).sa_sigaction, libc::SIG_IGN);
+    raise(sig);
+    assert!(
+        wait(&kq, 8, Some(QUIET)).is_empty(),
+        "an ignored SIGCHLD was recorded"
+    );
+    install(sig, libc::SIG_DFL);
+}
+
+static XFSZ_HANDLED: AtomicUsize = AtomicUsize::new(0);
+extern "C" fn on_xfsz(_: libc::c_int) {
+    XFSZ_HANDLED.fetch_add(1, Ordering::SeqCst);
+}
+
+/// FreeBSD records a signal when it is generated, blocked or not. The shim counts deliveries:
+/// a blocked signal is counted when the program unblocks it (documented difference).
+#[test]
+fn a_blocked_signal_is_counted_when_it_is_delivered_on_the_shim() {
+    let sig = libc::SIGXFSZ;
+    install(sig, on_xfsz as *const () as libc::sighandler_t);
+    let kq = kq_for(sig, 1);
+    // SAFETY: sigset_t operations on a local set; pthread_sigmask changes this thread's mask
+    // only, and it is restored below.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        assert_eq!(
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()),
+            0
+        );
+    }
+    raise(sig); // pending: blocked in this thread, which raise() targets
+    let early = wait(&kq, 8, Some(QUIET));
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        assert!(early.is_empty(), "{early:?}");
+    } else {
+        assert_eq!(
+            find(&early, sig as usize, Filter::SIGNAL).map(|e| e.data()),
+            Some(1)
+        );
+    }
+    assert_eq!(XFSZ_HANDLED.load(Ordering::SeqCst), 0);
+    // SAFETY: as above; unblocking delivers the pending signal before this returns.
+    unsafe {
+        assert_eq!(
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()),
+            0
+        );
+    }
+    assert_eq!(XFSZ_HANDLED.load(Ordering::SeqCst), 1);
+    let want = if early.is_empty() { 1 } else { 0 };
+    assert_eq!(collect(&kq, sig, want), want);
 }

@@ -13,6 +13,8 @@
 //! - returned flags: macOS echoes `EV_ADD` (and the rest of the change's flags) in events and in
 //!   error entries; [`Selector::kevent`] strips the action flags from events and leaves error and
 //!   receipt entries with exactly `EV_ERROR`, as FreeBSD writes them;
+//! - `EV_CLEAR` on `EVFILT_PROC` events, which FreeBSD's filter sets on the knote itself; the
+//!   normalisation never strips it, and adds it should a kernel leave it out;
 //! - timer units, which every platform numbers its own way: see [`timer_fflags`];
 //! - constants: the platform's own numbers (NetBSD numbers filters from 0), 0 for a `NOTE_*` the
 //!   platform lacks.
@@ -125,6 +127,32 @@ pub(crate) const NOTE_LINK: u32 = libc::NOTE_LINK;
 pub(crate) const NOTE_RENAME: u32 = libc::NOTE_RENAME;
 /// `EVFILT_VNODE`: access was revoked.
 pub(crate) const NOTE_REVOKE: u32 = libc::NOTE_REVOKE;
+// FreeBSD's open/close/read notes; elsewhere 0 (NetBSD 10 has them too, but libc does not
+// export them, and older NetBSD kernels refuse unknown bits).
+/// `EVFILT_VNODE`: the file was opened.
+#[cfg(target_os = "freebsd")]
+pub(crate) const NOTE_OPEN: u32 = libc::NOTE_OPEN;
+/// `EVFILT_VNODE`: the file was opened (FreeBSD only: 0 here).
+#[cfg(not(target_os = "freebsd"))]
+pub(crate) const NOTE_OPEN: u32 = 0;
+/// `EVFILT_VNODE`: a descriptor that could not write was closed.
+#[cfg(target_os = "freebsd")]
+pub(crate) const NOTE_CLOSE: u32 = libc::NOTE_CLOSE;
+/// `EVFILT_VNODE`: a descriptor that could not write was closed (FreeBSD only: 0 here).
+#[cfg(not(target_os = "freebsd"))]
+pub(crate) const NOTE_CLOSE: u32 = 0;
+/// `EVFILT_VNODE`: a descriptor that could write was closed.
+#[cfg(target_os = "freebsd")]
+pub(crate) const NOTE_CLOSE_WRITE: u32 = libc::NOTE_CLOSE_WRITE;
+/// `EVFILT_VNODE`: a descriptor that could write was closed (FreeBSD only: 0 here).
+#[cfg(not(target_os = "freebsd"))]
+pub(crate) const NOTE_CLOSE_WRITE: u32 = 0;
+/// `EVFILT_VNODE`: the file was read.
+#[cfg(target_os = "freebsd")]
+pub(crate) const NOTE_READ: u32 = libc::NOTE_READ;
+/// `EVFILT_VNODE`: the file was read (FreeBSD only: 0 here).
+#[cfg(not(target_os = "freebsd"))]
+pub(crate) const NOTE_READ: u32 = 0;
 
 // Timer units: FreeBSD uses one bit per unit, NetBSD an enumeration in the low bits (with
 // milliseconds = 0), macOS bits with milliseconds as the flagless default and `NOTE_ABSOLUTE`
@@ -360,6 +388,11 @@ impl RawKevent {
             self.set_flags(EV_ERROR);
         } else if flags & EV_ACTIONS != 0 {
             self.set_flags(flags & !EV_ACTIONS);
+        }
+        if self.filter() == EVFILT_PROC && flags & EV_ERROR == 0 {
+            // FreeBSD's PROC filter sets EV_CLEAR on the knote itself, so every event of it
+            // carries the flag; keep it so wherever a kernel leaves it out.
+            self.set_flags(self.flags() | EV_CLEAR);
         }
         if self.filter() == EVFILT_USER {
             // FreeBSD returns the stored word unmasked, so a NOTE_TRIGGER or control bit given at

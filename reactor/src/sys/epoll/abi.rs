@@ -46,6 +46,10 @@ pub(crate) const NOTE_ATTRIB: u32 = 0x0008;
 pub(crate) const NOTE_LINK: u32 = 0x0010;
 pub(crate) const NOTE_RENAME: u32 = 0x0020;
 pub(crate) const NOTE_REVOKE: u32 = 0x0040;
+pub(crate) const NOTE_OPEN: u32 = 0x0080;
+pub(crate) const NOTE_CLOSE: u32 = 0x0100;
+pub(crate) const NOTE_CLOSE_WRITE: u32 = 0x0200;
+pub(crate) const NOTE_READ: u32 = 0x0400;
 
 /// Timer units as FreeBSD writes them: one bit per unit.
 pub(crate) fn timer_fflags(unit: TimerUnit, amount: i64, absolute: bool) -> (u32, i64) {

@@ -29,7 +29,18 @@ pub(super) struct FileId {
     ino: u64,
 }
 
-fn fstat(fd: RawFd) -> Option<libc::stat> {
+impl FileId {
+    /// The identity a `stat` records.
+    pub(super) fn of(st: &libc::stat) -> FileId {
+        FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
+}
+
+/// `fstat(fd)`; `None` if `fd` is not open.
+pub(super) fn fstat(fd: RawFd) -> Option<libc::stat> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `st` is valid for writes of a `struct stat`.
     if unsafe { libc::fstat(fd, st.as_mut_ptr()) } == -1 {
@@ -48,11 +59,7 @@ pub(super) fn identify(fd: RawFd) -> Option<(FileId, FdClass)> {
         libc::S_IFREG | libc::S_IFDIR => FdClass::Regular,
         _ => FdClass::Other,
     };
-    let id = FileId {
-        dev: st.st_dev,
-        ino: st.st_ino,
-    };
-    Some((id, class))
+    Some((FileId::of(&st), class))
 }
 
 fn ioctl_int(fd: RawFd, request: libc::Ioctl) -> Option<i64> {
@@ -89,27 +96,41 @@ pub(super) fn socket_error(fd: RawFd) -> u32 {
 /// `TCP_LISTEN` from the kernel's tcp_states.h (not exported by libc).
 const TCP_LISTEN: u8 = 10;
 
+/// The head of Linux's `struct tcp_info` (linux/tcp.h), as far as `tcpi_unacked`: seven `u8`
+/// fields and a byte of bit fields, then `u32`s. The kernel copies at most the length it is
+/// given, so asking for this prefix is valid on every kernel; declared here because the libc
+/// crate has no `tcp_info` for Android.
+#[repr(C)]
+#[derive(Default)]
+struct TcpInfoHead {
+    state: u8,
+    _ca_state_to_wscale: [u8; 7],
+    _rto: u32,
+    _ato: u32,
+    _snd_mss: u32,
+    _rcv_mss: u32,
+    unacked: u32,
+}
+
 /// Connections waiting in a TCP listener's accept queue: `tcpi_unacked` holds the current
 /// backlog for a socket in LISTEN state.
 fn tcp_accept_queue(fd: RawFd) -> Option<i64> {
-    let mut info = MaybeUninit::<libc::tcp_info>::zeroed();
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: `info` has room for a tcp_info and `len` says so; the kernel writes at most `len`.
+    let mut info = TcpInfoHead::default();
+    let mut len = std::mem::size_of::<TcpInfoHead>() as libc::socklen_t;
+    // SAFETY: `info` has room for `len` bytes; the kernel writes at most `len`.
     let ret = unsafe {
         libc::getsockopt(
             fd,
             libc::IPPROTO_TCP,
             libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
+            (&mut info as *mut TcpInfoHead).cast(),
             &mut len,
         )
     };
     if ret != 0 {
         return None;
     }
-    // SAFETY: the struct was zeroed and then (partly) filled by the kernel.
-    let info = unsafe { info.assume_init() };
-    (info.tcpi_state == TCP_LISTEN).then_some(i64::from(info.tcpi_unacked))
+    (info.state == TCP_LISTEN).then_some(i64::from(info.unacked))
 }
 
 /// Bytes between the file offset and EOF of a regular file (negative past EOF, as in kqueue).

@@ -1,8 +1,9 @@
-//! The shim's knote: what kqueue keeps per `(ident, filter)`, in user space.
-
-use std::os::fd::OwnedFd;
+//! The shim's knote: what kqueue keeps per `(ident, filter)`, in user space. The fields here are
+//! the generic ones (FreeBSD's `struct knote` without `kn_ptr`/`kn_hook`); what a filter keeps of
+//! its own is its `Ext` variant (see `filter.rs`).
 
 use super::abi::{RawKevent, EV_CLEAR, EV_DISABLE, EV_DISPATCH, EV_ENABLE, EV_ONESHOT, EV_RECEIPT};
+use super::Ext;
 
 /// The flags a knote keeps from its creating change and returns in its events.
 pub(super) const KEPT_FLAGS: u16 = EV_ONESHOT | EV_CLEAR | EV_DISPATCH | EV_RECEIPT;
@@ -23,33 +24,12 @@ pub(super) struct Knote {
     pub(super) disabled: bool,
     /// The condition fired since the last delivery (kept while disabled, for `EV_ENABLE`).
     pub(super) active: bool,
-    /// An fd knote whose readiness must be re-checked (`poll`) before it is delivered: a level
-    /// knote requeued after delivery, or one a change asked to re-evaluate.
-    pub(super) stale: bool,
-    /// Filter input: `fflags` and `data` of the registering change.
+    /// Filter input (`kn_sfflags`, `kn_sdata`): the `fflags` and `data` of the registering
+    /// change, as the filter keeps them.
     pub(super) sfflags: u32,
     pub(super) sdata: i64,
-    /// Timers and signals: the expirations or deliveries not yet reported; PROC: the exit
-    /// status; fd knotes: the `data` last delivered (an `EV_CLEAR` regular file fires again
-    /// only when it changes).
-    pub(super) data: i64,
-    /// The condition is final (peer closed, process exited).
-    pub(super) eof: bool,
-    pub(super) kind: Kind,
-}
-
-/// Filter-specific state.
-pub(super) enum Kind {
-    /// READ or WRITE on fd `ident`.
-    Fd,
-    /// A timer: `period_ns` 0 fires once; `seq` is the live heap entry (0 when none).
-    Timer { period_ns: u64, seq: u64 },
-    /// A user event.
-    User { triggered: bool },
-    /// A signal: the process-wide count already reported.
-    Signal { seen: u64 },
-    /// A process, watched through its pidfd.
-    Proc { pidfd: OwnedFd, exited: bool },
+    /// The filter's own state.
+    pub(super) ext: Ext,
 }
 
 impl Knote {
@@ -59,7 +39,7 @@ impl Knote {
         flags: u16,
         udata: usize,
         gen: u32,
-        kind: Kind,
+        ext: Ext,
     ) -> Knote {
         Knote {
             ident,
@@ -70,12 +50,9 @@ impl Knote {
             queued: false,
             disabled: false,
             active: false,
-            stale: false,
             sfflags: 0,
             sdata: 0,
-            data: 0,
-            eof: false,
-            kind,
+            ext,
         }
     }
 

@@ -3,35 +3,38 @@
 //! One kqueue is one epoll instance plus user-space knotes:
 //!
 //! ```text
-//!   epfd (the kqueue's fd) ── user fds ......... EPOLLET, one registration per fd
-//!        │                 ── inner epoll ....... WRITE of fds whose READ/WRITE modes differ
-//!        │                 ── timerfd ........... armed at the earliest timer deadline
-//!        │                 ── wake eventfd ...... readable iff the ready queue is non-empty
-//!        │                 ── signal eventfd .... shared, written by the counting handler
-//!        └──────────────── ── pidfds ............ one per PROC knote (EPOLLONESHOT)
-//!   State (one mutex): knotes (slab), fd table (Vec by fd), ident map for the rest,
-//!   ready queue (FIFO of knote refs), timer heap.
+//!   epfd (the kqueue's fd) ── wake eventfd ...... readable iff the ready queue is non-empty
+//!        │                 ── user fds ......... READ/WRITE: EPOLLET, one registration per fd
+//!        │                 ── inner epoll ....... READ/WRITE: WRITE of fds whose modes differ
+//!        │                 ── timerfd ........... TIMER: armed at the earliest deadline
+//!        │                 ── signal eventfd .... SIGNAL: shared, written by the counting handler
+//!        └──────────────── ── pidfds ............ PROC: one per knote (EPOLLONESHOT)
+//!   State (one mutex): knotes (slab), ident table, ready queue (FIFO of knote refs), and each
+//!   filter's per-kqueue state (`Shared`: the fd table, the timer heap, …).
 //! ```
 //!
 //! kqueue's model carries over directly: sources *activate* knotes, which go on a FIFO ready
-//! queue (at most once each); `kevent` pops from it, re-checks, and delivers. Level-triggered
-//! behaviour is done in user space — a delivered level knote goes back on the queue marked
-//! *stale*, and one `poll(2)` over all stale knotes re-checks them at the next collect — so the
-//! kernel registration can always be edge-triggered. That keeps one registration per fd, READ
-//! and WRITE modes independent, and a registration that outlived its fd number (a closed fd
-//! whose file is still open through a dup) firing at most once per edge instead of forever.
+//! queue (at most once each); `kevent` pops from it, asks the knote's filter what it reports now,
+//! and delivers. The code is organised the way `kern_event.c` is: the generic phases —
+//! applying a change (`changes.rs`, FreeBSD's `kqueue_register`) and collecting
+//! (`collect.rs`, `kqueue_scan`) — call each filter through one interface (`filter.rs`, FreeBSD's
+//! `struct filterops`), and each filter lives in a file of its own: `read_write.rs`, `timer.rs`,
+//! `user.rs`, `signal.rs`, `proc.rs`. The `filter_table!` below is the one place a filter is
+//! wired in; `filter.rs` says how to add one.
 //!
-//! Each registration's epoll token carries the fd and a generation; a report whose generation
-//! is not the fd's current one belongs to an earlier file and is dropped.
+//! Every epoll token carries, in its top bits, the table entry of the filter that registered it
+//! (kind 0 is the kqueue's own wake eventfd), so each report goes back to its filter.
 
 mod abi;
 mod changes;
 mod collect;
 mod fdinfo;
+#[macro_use]
+mod filter;
 mod knote;
 mod os;
-mod signals;
-mod timers;
+mod sigcount;
+mod timer_heap;
 
 pub(crate) use abi::*;
 
@@ -45,95 +48,36 @@ use std::time::Duration;
 
 use slab::Slab;
 
-use self::fdinfo::{FdClass, FileId};
+use self::filter::{
+    Attached, Delivery, FilterOps, Member, Outcome, TOKEN_CORE, TOKEN_PAYLOAD_BITS,
+    TOKEN_PAYLOAD_MASK,
+};
 use self::knote::Knote;
-use self::timers::TimerHeap;
 use super::Options;
 use crate::Kevent;
+
+// The filter table: the one place a filter is wired in (see `filter.rs`). Each line declares the
+// filter's module and gives it a variant of `Ext` (its knote state), a `FilterId` (its epoll
+// token kind) and a field of `Shared` (its per-kqueue state). Table order is the order of
+// `prepare_scan` and `sync`: timers expire before fd knotes are re-checked.
+filter_table! {
+    timer: Timer => timer::Timer,
+    read_write: ReadWrite => read_write::ReadWrite,
+    user: User => user::User,
+    signal: Signal => signal::Signal,
+    process: Proc => proc::Proc,
+    vnode: Vnode => vnode::Vnode,
+}
 
 /// How many epoll events one wait harvests at most (on the stack).
 const HARVEST: usize = 256;
 
-/// Token kinds, in the top two bits of an epoll token.
-const TOKEN_KIND_SHIFT: u32 = 62;
-const TOKEN_FD: u64 = 0;
-const TOKEN_INTERNAL: u64 = 1;
-const TOKEN_PROC: u64 = 2;
-/// Marks a registration in the inner epoll (the WRITE side of a split fd).
-const TOKEN_INNER_BIT: u64 = 1 << 61;
-const GEN_MASK: u32 = (1 << 29) - 1;
+/// Generations (of knotes and fd registrations), as they fit in an epoll token's payload beside
+/// a 32-bit index and a filter's flag bit.
+const GEN_MASK: u32 = (1 << 27) - 1;
 
-const INTERNAL_WAKE: u64 = 0;
-const INTERNAL_TIMER: u64 = 1;
-const INTERNAL_SIGNAL: u64 = 2;
-const INTERNAL_INNER: u64 = 3;
-
-fn fd_token(fd: RawFd, gen: u32) -> u64 {
-    (TOKEN_FD << TOKEN_KIND_SHIFT) | (u64::from(gen & GEN_MASK) << 32) | u64::from(fd as u32)
-}
-
-fn internal_token(id: u64) -> u64 {
-    (TOKEN_INTERNAL << TOKEN_KIND_SHIFT) | id
-}
-
-fn proc_token(idx: usize, gen: u32) -> u64 {
-    (TOKEN_PROC << TOKEN_KIND_SHIFT)
-        | (u64::from(gen & GEN_MASK) << 32)
-        | (idx as u64 & 0xffff_ffff)
-}
-
-/// The interest of a main registration: both directions, edge-triggered.
-const MAIN_INTEREST: u32 =
-    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
-/// The main registration of a split fd: READ only.
-const READ_INTEREST: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
-/// The inner registration of a split fd: WRITE only.
-const WRITE_INTEREST: u32 = (libc::EPOLLOUT | libc::EPOLLET) as u32;
-
-/// What the shim knows about one fd number.
-#[derive(Clone, Copy)]
-struct FdEntry {
-    read: Option<usize>,
-    write: Option<usize>,
-    /// Generation of the current epoll registration; 0 when not registered.
-    gen: u32,
-    /// READ and WRITE have different modes: WRITE is watched through the inner epoll.
-    split: bool,
-    /// The registered file's identity (exact mode), checked on delivery.
-    id: Option<FileId>,
-    class: FdClass,
-}
-
-impl FdEntry {
-    const EMPTY: FdEntry = FdEntry {
-        read: None,
-        write: None,
-        gen: 0,
-        split: false,
-        id: None,
-        class: FdClass::Unknown,
-    };
-
-    fn slot(&mut self, filter: i32) -> &mut Option<usize> {
-        if filter == EVFILT_READ {
-            &mut self.read
-        } else {
-            &mut self.write
-        }
-    }
-
-    fn get(&self, filter: i32) -> Option<usize> {
-        if filter == EVFILT_READ {
-            self.read
-        } else {
-            self.write
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.read.is_none() && self.write.is_none()
-    }
-}
+/// The core's one token: the wake eventfd.
+const WAKE_TOKEN: u64 = TOKEN_CORE << TOKEN_PAYLOAD_BITS;
 
 /// A ready-queue entry: knote index and generation.
 type KnoteRef = (usize, u32);
@@ -141,41 +85,21 @@ type KnoteRef = (usize, u32);
 /// Everything behind the kqueue's one lock.
 struct State {
     knotes: Slab<Knote>,
-    fds: Vec<FdEntry>,
-    /// Non-fd knotes by `(filter, ident)`; fd knotes are found through `fds`.
+    /// Knotes by `(filter, ident)`, for the filters that index them there (all but READ/WRITE,
+    /// which keep their fd table).
     idents: HashMap<(i32, usize), usize, IdentHasher>,
     ready: VecDeque<KnoteRef>,
-    timers: TimerHeap,
-    /// The deadline the timerfd is armed for.
-    armed: Option<u64>,
-    /// SIGNAL knotes, checked when the shared signal eventfd fires.
-    signal_knotes: Vec<usize>,
-    signal_fd_registered: bool,
-    /// Knotes on files epoll refuses (regular files, directories), evaluated at each collect.
-    regular: Vec<usize>,
-    /// The inner epoll for split fds, created on first need.
-    inner: Option<OwnedFd>,
     /// The wake eventfd is signalled (mirrors `!ready.is_empty()` between calls).
     woken: bool,
     next_gen: u32,
-    /// The fd the current change list already verified as registered (one `epoll_ctl` for a
-    /// READ+WRITE pair).
-    verified: Option<(RawFd, bool)>,
-    /// Scratch for `recheck_stale`: the pollfds and the knotes they stand for.
-    pollfds: Vec<libc::pollfd>,
-    rechecks: Vec<KnoteRef>,
-    /// Some queued knote may be stale, so `recheck_stale` has work (saves a queue walk).
-    maybe_stale: bool,
-    /// The fd whose identity this scan already checked (exact mode): READ and WRITE of one fd
-    /// are queued together, so their deliveries share one `fstat`.
-    identity_checked: Option<RawFd>,
+    /// Each filter's per-kqueue state.
+    filters: Shared,
 }
 
 /// The kqueue of the Linux backend.
 pub(crate) struct Selector {
     epfd: OwnedFd,
     wake: OwnedFd,
-    timerfd: OwnedFd,
     exact: bool,
     state: Mutex<State>,
 }
@@ -184,49 +108,28 @@ impl Selector {
     pub(crate) fn new(options: &Options) -> io::Result<Selector> {
         let epfd = os::epoll_create()?;
         let wake = os::eventfd()?;
-        let timerfd = os::timerfd()?;
         // The wake eventfd is level-triggered: it keeps the kqueue's fd readable for as long as
-        // events are queued. The timerfd is edge-triggered: each expiry is reported once (and
-        // makes the kqueue's fd readable), and an expired timerfd needs no disarming call.
-        let level_in = libc::EPOLLIN as u32;
-        let edge_in = (libc::EPOLLIN | libc::EPOLLET) as u32;
+        // events are queued.
         os::epoll_ctl(
             epfd.as_raw_fd(),
             libc::EPOLL_CTL_ADD,
             wake.as_raw_fd(),
-            level_in,
-            internal_token(INTERNAL_WAKE),
+            libc::EPOLLIN as u32,
+            WAKE_TOKEN,
         )?;
-        os::epoll_ctl(
-            epfd.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            timerfd.as_raw_fd(),
-            edge_in,
-            internal_token(INTERNAL_TIMER),
-        )?;
+        let mut filters = Shared::default();
+        dispatch::init(&mut filters, epfd.as_raw_fd())?;
         Ok(Selector {
             epfd,
             wake,
-            timerfd,
             exact: options.exact_data,
             state: Mutex::new(State {
                 knotes: Slab::new(),
-                fds: Vec::new(),
                 idents: HashMap::default(),
                 ready: VecDeque::new(),
-                timers: TimerHeap::default(),
-                armed: None,
-                signal_knotes: Vec::new(),
-                signal_fd_registered: false,
-                regular: Vec::new(),
-                inner: None,
                 woken: false,
                 next_gen: 0,
-                verified: None,
-                pollfds: Vec::new(),
-                rechecks: Vec::new(),
-                maybe_stale: false,
-                identity_checked: None,
+                filters,
             }),
         })
     }
@@ -250,7 +153,6 @@ impl Selector {
         let mut state = self.lock();
         let mut n = 0;
         let mut receipts = false;
-        state.verified = None;
         for change in changes {
             let change = change.0;
             let result = state.apply(self, &change);
@@ -276,7 +178,6 @@ impl Selector {
             n += 1;
             receipts = true;
         }
-        state.verified = None;
         if receipts || events.is_empty() {
             // kqueue returns error and receipt entries at once, without collecting events.
             self.sync_and_unlock(state);
@@ -325,7 +226,7 @@ impl Selector {
                 }
             };
             // Any kqueue's observed-and-ignored signal can interrupt this wait: snapshot always.
-            let signals_before = signals::deliveries();
+            let signals_before = sigcount::deliveries();
             self.sync_and_unlock(state);
             let got = os::epoll_wait(self.epfd.as_raw_fd(), &mut buf[..max], remaining);
             state = self.lock();
@@ -347,7 +248,7 @@ impl Selector {
                 }
                 Err(e)
                     if e.kind() == io::ErrorKind::Interrupted
-                        && signals::interruption_was_silent(signals_before) =>
+                        && sigcount::interruption_was_silent(signals_before) =>
                 {
                     // Only an ignored signal we observe for a SIGNAL knote interrupted the
                     // wait; kqueue would not have been interrupted, so wait on.
@@ -361,7 +262,8 @@ impl Selector {
     }
 
     /// Brings the kernel side in line with the state before the lock is released: the wake
-    /// eventfd readable iff events are queued, the timerfd armed at the earliest deadline.
+    /// eventfd readable iff events are queued, and each filter's `sync` (the timerfd armed at the
+    /// earliest deadline).
     #[must_use = "the wake eventfd must be signalled after unlocking when this says so"]
     fn sync(&self, state: &mut State) -> bool {
         // Entries of knotes deleted since they were queued are dead weight; dropping them from
@@ -394,23 +296,7 @@ impl Selector {
             }
             state.woken = pending;
         }
-        let earliest = state.earliest_timer();
-        // Re-arm only for an earlier deadline. When the earliest timer is deleted the timerfd
-        // keeps its earlier expiry: that one spurious wake-up (after which the next `sync` arms
-        // the real earliest) is cheaper than a `timerfd_settime` per change of the earliest
-        // timer, which cost a fifth of the CPU time of a 100,000-sleep workload.
-        let rearm = match (earliest, state.armed) {
-            (Some(new), Some(armed)) => new < armed,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if rearm {
-            // Arming cannot fail for a valid absolute time; should it, the next collect still
-            // expires due timers when it runs, so nothing is lost but promptness.
-            if os::timerfd_arm(&self.timerfd, earliest).is_ok() {
-                state.armed = earliest;
-            }
-        }
+        dispatch::sync(state);
         signal
     }
 
@@ -433,6 +319,7 @@ impl Selector {
 }
 
 impl State {
+    #[inline]
     fn next_gen(&mut self) -> u32 {
         self.next_gen = (self.next_gen + 1) & GEN_MASK;
         if self.next_gen == 0 {
@@ -442,29 +329,16 @@ impl State {
     }
 
     /// Whether a ready-queue entry still stands for a queued knote.
+    #[inline]
     fn is_live(&self, idx: usize, gen: u32) -> bool {
         self.knotes
             .get(idx)
             .is_some_and(|kn| kn.gen == gen && kn.queued)
     }
 
-    /// What is known of `fd` (nothing, for a number never registered). Never grows the table,
-    /// so a bogus fd in a change costs nothing.
-    fn entry(&self, fd: RawFd) -> FdEntry {
-        self.fds.get(fd as usize).copied().unwrap_or(FdEntry::EMPTY)
-    }
-
-    /// The table slot of `fd`, grown to hold it. Only for fds the kernel just accepted (so the
-    /// table is bounded by the fd limit), or that already have knotes.
-    fn fd_entry(&mut self, fd: RawFd) -> &mut FdEntry {
-        let i = fd as usize;
-        if i >= self.fds.len() {
-            self.fds.resize(i + 1, FdEntry::EMPTY);
-        }
-        &mut self.fds[i]
-    }
-
-    /// Marks knote `idx` as fired and queues it unless it is disabled or already queued.
+    /// Marks knote `idx` as fired and queues it unless it is disabled or already queued
+    /// (FreeBSD's `KNOTE_ACTIVATE`).
+    #[inline]
     fn activate(&mut self, idx: usize) {
         let kn = &mut self.knotes[idx];
         kn.active = true;
@@ -474,63 +348,25 @@ impl State {
         }
     }
 
-    /// Queues an fd knote for a readiness re-check at the next collect.
-    fn recheck_later(&mut self, idx: usize) {
-        self.knotes[idx].stale = true;
-        self.maybe_stale = true;
-        self.activate(idx);
-    }
-
-    fn earliest_timer(&mut self) -> Option<u64> {
-        let knotes = &self.knotes;
-        self.timers
-            .earliest(|seq, idx| timer_is_current(knotes, seq, idx))
-    }
-
     /// Removes a knote and everything that points at it (queue entries die by generation).
+    #[inline]
     fn remove_knote(&mut self, idx: usize) {
         let kn = self.knotes.remove(idx);
-        if !matches!(kn.kind, knote::Kind::Fd) {
-            self.idents.remove(&(kn.filter, kn.ident));
-        }
-        match kn.kind {
-            knote::Kind::Fd => {
-                let fd = kn.ident as RawFd;
-                let entry = self.fd_entry(fd);
-                *entry.slot(kn.filter) = None;
-                if entry.class == FdClass::Regular {
-                    self.regular.retain(|&i| i != idx);
-                }
-            }
-            knote::Kind::Timer { seq, .. } if seq != 0 => {
-                let knotes = &self.knotes;
-                self.timers
-                    .cancelled(|seq, idx| timer_is_current(knotes, seq, idx));
-            }
-            knote::Kind::Signal { .. } => self.signal_knotes.retain(|&i| i != idx),
-            // Closing the pidfd (dropping `kn`) also removes it from the epoll set.
-            knote::Kind::Timer { .. } | knote::Kind::User { .. } | knote::Kind::Proc { .. } => {}
-        }
+        dispatch::detach(self, idx, &kn);
     }
 
-    /// Forgets every knote of `fd`: its file was closed (kqueue drops knotes on close).
-    fn drop_fd(&mut self, fd: RawFd) {
-        let entry = self.entry(fd);
-        for idx in [entry.read, entry.write].into_iter().flatten() {
-            self.remove_knote(idx);
-        }
-        if let Some(slot) = self.fds.get_mut(fd as usize) {
-            *slot = FdEntry::EMPTY;
-        }
-        if self.verified.is_some_and(|(verified, _)| verified == fd) {
-            self.verified = None;
-        }
+    /// Makes knote `idx` findable by `(filter, ident)`.
+    #[inline]
+    fn link_ident(&mut self, idx: usize) {
+        let kn = &self.knotes[idx];
+        self.idents.insert((kn.filter, kn.ident), idx);
     }
-}
 
-/// Whether heap entry `(seq, idx)` is the live arming of a timer knote.
-fn timer_is_current(knotes: &Slab<Knote>, seq: u64, idx: usize) -> bool {
-    matches!(knotes.get(idx), Some(Knote { kind: knote::Kind::Timer { seq: s, .. }, .. }) if *s == seq)
+    /// Forgets the ident-table entry of `kn`.
+    #[inline]
+    fn unlink_ident(&mut self, kn: &Knote) {
+        self.idents.remove(&(kn.filter, kn.ident));
+    }
 }
 
 #[cfg(test)]

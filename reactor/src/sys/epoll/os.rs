@@ -6,7 +6,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 macro_rules! counted {
@@ -60,10 +60,46 @@ pub(super) fn epoll_ctl(
     cvt(unsafe { libc::epoll_ctl(epfd, op, fd, &mut ev) }).map(drop)
 }
 
-static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
+/// Whether this process may use `epoll_pwait2` (5.11+), as [`Pwait2`] values; probed by the
+/// first wait of the process.
+static PWAIT2: AtomicU8 = AtomicU8::new(Pwait2::Unknown as u8);
 
-/// Waits for events, with nanosecond precision where the kernel has `epoll_pwait2` (5.11+), and
-/// milliseconds rounded up otherwise (so a wait never ends early).
+/// What is known of `epoll_pwait2` in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Pwait2 {
+    /// Not tried yet.
+    Unknown = 0,
+    /// It worked once: every later failure is a real one.
+    Available = 1,
+    /// Refused: waits use `epoll_wait` (milliseconds, rounded up).
+    Unavailable = 2,
+}
+
+/// What to do after an `epoll_pwait2` call that failed with `errno`, knowing `state`:
+/// `Some(new state)` falls back to `epoll_wait` from now on, `None` reports the error.
+///
+/// The probe's answer is only trusted while nothing is known: a kernel before 5.11 answers
+/// `ENOSYS`, and seccomp profiles (containers, sandboxes) that do not list the call answer
+/// `EPERM` (or `ENOSYS`). Any other error, or any error once the call has worked, is a real
+/// failure of this wait and is reported with its errno (`EINTR`, `EBADF`, `EINVAL`, …).
+pub(super) fn pwait2_fallback(state: Pwait2, errno: i32) -> Option<Pwait2> {
+    match (state, errno) {
+        (Pwait2::Unknown, libc::ENOSYS | libc::EPERM) => Some(Pwait2::Unavailable),
+        _ => None,
+    }
+}
+
+fn pwait2_state() -> Pwait2 {
+    match PWAIT2.load(Ordering::Relaxed) {
+        1 => Pwait2::Available,
+        2 => Pwait2::Unavailable,
+        _ => Pwait2::Unknown,
+    }
+}
+
+/// Waits for events, with nanosecond precision where the kernel has `epoll_pwait2` (5.11+) and
+/// lets us use it, and milliseconds rounded up otherwise (so a wait never ends early).
 pub(super) fn epoll_wait(
     epfd: RawFd,
     buf: &mut [MaybeUninit<libc::epoll_event>],
@@ -71,7 +107,8 @@ pub(super) fn epoll_wait(
 ) -> io::Result<usize> {
     counted!(EPOLL_WAIT);
     let max = buf.len().min(libc::c_int::MAX as usize) as libc::c_int;
-    if !NO_PWAIT2.load(Ordering::Relaxed) {
+    let state = pwait2_state();
+    if state != Pwait2::Unavailable {
         let ts = timeout.map(|t| libc::timespec {
             tv_sec: t.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
             tv_nsec: t.subsec_nanos() as libc::c_long,
@@ -93,11 +130,19 @@ pub(super) fn epoll_wait(
             )
         };
         match cvt_long(ret) {
-            Ok(n) => return Ok(n as usize),
-            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-                NO_PWAIT2.store(true, Ordering::Relaxed);
+            Ok(n) => {
+                if state == Pwait2::Unknown {
+                    PWAIT2.store(Pwait2::Available as u8, Ordering::Relaxed);
+                }
+                return Ok(n as usize);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                let errno = e.raw_os_error().unwrap_or(0);
+                match pwait2_fallback(state, errno) {
+                    Some(next) => PWAIT2.store(next as u8, Ordering::Relaxed),
+                    None => return Err(e),
+                }
+            }
         }
     }
     let ms = match timeout {
@@ -246,6 +291,44 @@ pub(super) fn poll_now(fds: &mut [libc::pollfd]) -> io::Result<()> {
     counted!(OTHER);
     // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfds.
     cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) }).map(drop)
+}
+
+#[cfg(test)]
+mod pwait2_tests {
+    use super::{pwait2_fallback, Pwait2};
+
+    #[test]
+    fn the_probe_falls_back_on_enosys_and_eperm_only() {
+        // Seccomp (EPERM) and old kernels (ENOSYS): fall back, once and for all.
+        for errno in [libc::ENOSYS, libc::EPERM] {
+            assert_eq!(
+                pwait2_fallback(Pwait2::Unknown, errno),
+                Some(Pwait2::Unavailable),
+                "errno {errno}"
+            );
+        }
+        // A real failure of the wait is reported, whatever is known.
+        for errno in [libc::EINTR, libc::EBADF, libc::EINVAL, libc::EFAULT] {
+            assert_eq!(
+                pwait2_fallback(Pwait2::Unknown, errno),
+                None,
+                "errno {errno}"
+            );
+            assert_eq!(
+                pwait2_fallback(Pwait2::Available, errno),
+                None,
+                "errno {errno}"
+            );
+        }
+        // Once it has worked, EPERM/ENOSYS are not a missing call but a real error.
+        for errno in [libc::ENOSYS, libc::EPERM] {
+            assert_eq!(
+                pwait2_fallback(Pwait2::Available, errno),
+                None,
+                "errno {errno}"
+            );
+        }
+    }
 }
 
 /// Per-thread system call counts, for the shim's fast-path tests.
