@@ -1,4 +1,4 @@
-//! The spec's "Errors and receipts" section and bad input in general: every failing change is
+//! SEMANTICS.md's "Errors and receipts" section and bad input in general: every failing change is
 //! an `EV_ERROR` entry with the errno, processing goes on, no room → the call fails and the rest
 //! is not applied, `nevents == 0` never waits, nothing panics.
 
@@ -216,7 +216,7 @@ fn vnode_filter() {
         0,
     );
     let outcome = receipt(&kq, change);
-    // Documented shim difference (e): the shim has no VNODE filter.
+    // Documented shim difference (SEMANTICS.md): the shim has no VNODE filter.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     assert_eq!(outcome, i64::from(libc::EINVAL));
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
