@@ -1,4 +1,4 @@
-//! The spec's flag table, one row (at least) per test: `EV_ADD`, `EV_DELETE`,
+//! SEMANTICS.md's flag table, one row (at least) per test: `EV_ADD`, `EV_DELETE`,
 //! `EV_ENABLE`/`EV_DISABLE`, `EV_ONESHOT`, `EV_CLEAR`, `EV_DISPATCH`, `EV_RECEIPT`, `EV_EOF`,
 //! `EV_ERROR`.
 

@@ -154,7 +154,7 @@ fn note_fork_and_exec_are_accepted() {
     assert_eq!(outcome, 0, "NOTE_FORK | NOTE_EXEC must be accepted");
     drop(child.stdin.take());
     let ev = exit_event(&kq, pid);
-    // Documented shim difference (b): NOTE_FORK / NOTE_EXEC are never reported by the shim.
+    // Documented shim difference (SEMANTICS.md): NOTE_FORK / NOTE_EXEC are never reported by the shim.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     assert_eq!(ev.fflags() & (note::FORK | note::EXEC), 0, "{ev:?}");
     assert_eq!(ExitStatus::from_raw(ev.data() as i32).code(), Some(4));
@@ -185,7 +185,7 @@ fn note_exit_of_a_process_that_is_not_our_child() {
     stdin.write_all(b"go\n").unwrap();
     drop(stdin);
     let ev = exit_event(&kq, grandchild);
-    // Documented shim difference (b): for a process that is not our child the shim cannot read
+    // Documented shim difference (SEMANTICS.md): for a process that is not our child the shim cannot read
     // the exit status and reports 0.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     assert_eq!(ev.data(), 0, "{ev:?}");

@@ -1,5 +1,5 @@
-//! The `READ` and `WRITE` rows of the spec's filter table: sockets (stream, listening, datagram),
-//! pipes, regular files, `EV_EOF`, `NOTE_LOWAT`.
+//! The `READ` and `WRITE` rows of the filter table of SEMANTICS.md: sockets (stream,
+//! listening, datagram), pipes, regular files, `EV_EOF`, `NOTE_LOWAT`.
 
 mod common;
 
@@ -85,7 +85,7 @@ fn read_unix_listener_reports_pending_connections() {
     let c1 = UnixStream::connect(&path.0).unwrap();
     let c2 = UnixStream::connect(&path.0).unwrap();
     let ev = wait_for(&kq, id(&listener), Filter::READ);
-    // Documented shim difference (d): a listening Unix socket reports 1, not the queue length.
+    // Documented shim difference (SEMANTICS.md): a listening Unix socket reports 1, not the queue length.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     assert_eq!(ev.data(), 1, "{ev:?}");
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -102,7 +102,7 @@ fn read_udp_socket_data() {
     assert!(poll(&kq).is_empty());
     tx.send_to(&[1u8; 10], rx.local_addr().unwrap()).unwrap();
     tx.send_to(&[2u8; 20], rx.local_addr().unwrap()).unwrap();
-    // Documented shim difference (c): the shim reports the size of the next datagram, FreeBSD the
+    // Documented shim difference (SEMANTICS.md): the shim reports the size of the next datagram, FreeBSD the
     // total queued.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let expected = 10;
@@ -229,7 +229,7 @@ fn read_regular_file_growth_during_a_wait() {
     let start = std::time::Instant::now();
     let events = wait(&kq, 8, Some(Duration::from_millis(300)));
     writer.join().unwrap();
-    // Documented shim difference (f): regular files are evaluated at each call, so growth
+    // Documented shim difference (SEMANTICS.md): regular files are evaluated at each call, so growth
     // during a blocking wait does not end the wait (it runs to its timeout, whose final
     // evaluation may or may not report the growth); the next call sees it.
     #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -1,4 +1,4 @@
-//! The rows of the crate docs' difference table: on Linux each test pins the shim's documented
+//! The rows of SEMANTICS.md's difference table: on Linux each test pins the shim's documented
 //! behaviour, elsewhere the FreeBSD behaviour it stands in for.
 
 use std::io::{Read, Write};
@@ -343,7 +343,7 @@ fn spare_signal(k: libc::c_int) -> libc::c_int {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     return libc::SIGRTMAX() - k;
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    return [libc::SIGUSR1, libc::SIGUSR2][k as usize - 1];
+    return [libc::SIGUSR1, libc::SIGUSR2, libc::SIGINFO][k as usize - 1];
 }
 
 extern "C" fn count_handler(_: libc::c_int) {
@@ -412,4 +412,83 @@ fn an_ignored_observed_signal_does_not_interrupt_a_wait() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].udata(), 7);
     assert_eq!(events[0].data(), 1);
+}
+
+/// Whether the kqueue's fd polls readable right now.
+fn kq_fd_readable(kq: &Kqueue) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: kq.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+    assert!(rc >= 0, "poll: {}", std::io::Error::last_os_error());
+    rc == 1
+}
+
+/// A delivered level knote goes back on the queue and is re-checked at the next call: until
+/// then the kqueue's fd may read as readable although the data is gone (FreeBSD's queued level
+/// knote does the same); one call that finds nothing ends it.
+#[test]
+fn a_drained_level_knote_leaves_the_kqueue_fd_readable_until_one_call() {
+    let kq = Kqueue::new().unwrap();
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    add(&kq, Kevent::read(b.as_raw_fd(), Flags::ADD, 1));
+    a.write_all(b"abc").unwrap();
+    assert_eq!(wait(&kq, 5000).len(), 1);
+    let mut buf = [0u8; 8];
+    assert_eq!(b.read(&mut buf).unwrap(), 3);
+    if SHIM {
+        assert!(
+            kq_fd_readable(&kq),
+            "the requeued knote keeps the fd readable"
+        );
+    }
+    assert!(wait(&kq, 0).is_empty(), "drained data reported");
+    assert!(!kq_fd_readable(&kq), "readable with nothing to report");
+}
+
+/// Observing an ignored signal makes it a delivered one: a thread blocked in a system call that
+/// `SA_RESTART` does not restart (here `poll`) fails with `EINTR` on the shim, where FreeBSD's
+/// kernel discards the ignored signal and the call goes on.
+#[test]
+fn observing_an_ignored_signal_interrupts_another_threads_poll_on_the_shim() {
+    let signo = spare_signal(3);
+    // SAFETY: ignoring a signal nobody else in this test binary uses.
+    unsafe { libc::signal(signo, libc::SIG_IGN) };
+    let kq = Kqueue::new().unwrap();
+    add(&kq, Kevent::signal(signo, Flags::ADD, 3));
+    let (r, mut w) = UnixStream::pair().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let poller = std::thread::spawn(move || {
+        // SAFETY: pthread_self has no preconditions.
+        tx.send(unsafe { libc::pthread_self() }).unwrap();
+        let mut pfd = libc::pollfd {
+            fd: r.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; bounded wait (a hang guard).
+        let rc = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+        let err = std::io::Error::last_os_error().raw_os_error();
+        (rc, err, r)
+    });
+    let thread = rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: the thread is alive: it is blocked in poll until the byte below.
+    unsafe { libc::pthread_kill(thread, signo) };
+    std::thread::sleep(Duration::from_millis(50));
+    w.write_all(b"x").unwrap();
+    let (rc, err, _r) = poller.join().unwrap();
+    if SHIM {
+        assert_eq!(
+            (rc, err),
+            (-1, Some(libc::EINTR)),
+            "poll was not interrupted"
+        );
+    } else {
+        assert_eq!(rc, 1, "poll interrupted by an ignored signal");
+    }
+    assert_eq!(wait(&kq, 5000).first().map(Kevent::data), Some(1));
 }

@@ -206,7 +206,7 @@ fn sigkill_and_sigstop() {
     let kq = kq();
     for sig in [libc::SIGKILL, libc::SIGSTOP] {
         let outcome = receipt(&kq, Kevent::signal(sig, Flags::ADD, 0));
-        // Documented shim difference (g): SIGKILL and SIGSTOP cannot be observed by a handler, so
+        // Documented shim difference (SEMANTICS.md): SIGKILL and SIGSTOP cannot be observed by a handler, so
         // the shim refuses them; FreeBSD accepts the registration.
         #[cfg(any(target_os = "linux", target_os = "android"))]
         assert_eq!(outcome, i64::from(libc::EINVAL), "signal {sig}");

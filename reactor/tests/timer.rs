@@ -1,4 +1,4 @@
-//! The `TIMER` row of the spec's filter table, and the sub-millisecond half of trap 6.
+//! The `TIMER` row of the filter table of SEMANTICS.md, and the sub-millisecond half of trap 6.
 //!
 //! Only lower bounds on time are asserted (a timer never fires before its period); upper bounds
 //! are hang guards.

@@ -1,4 +1,4 @@
-//! The spec's "Traps on the way to epoll", one or more tests each. Trap 6 (sub-millisecond
+//! SEMANTICS.md's "Traps on the way to epoll", one or more tests each. Trap 6 (sub-millisecond
 //! timers, the pollable kqueue fd) is also covered by `timer.rs` and `pollable.rs`, trap 7
 //! (signals observed, not consumed) by `signal.rs`.
 
@@ -410,8 +410,8 @@ fn same_file_back_at_a_closed_number() -> (
 }
 
 /// The same open file put back at a closed number: undetectable on the shim (epoll keys on
-/// (file, fd), so its registration survives, and the file's identity is unchanged). The crate
-/// docs' difference table says so; on Linux this pins that the old knote carries on.
+/// (file, fd), so its registration survives, and the file's identity is unchanged). The
+/// difference table of SEMANTICS.md says so; on Linux this pins that the old knote carries on.
 #[test]
 fn trap5_the_same_file_back_at_a_closed_number_has_no_knotes() {
     let (kq, _a, b, _keep, _number) = same_file_back_at_a_closed_number();

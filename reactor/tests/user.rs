@@ -1,4 +1,4 @@
-//! The `USER` row of the spec's filter table: `NOTE_TRIGGER`, the `NOTE_FF*` operations on the
+//! The `USER` row of the filter table of SEMANTICS.md: `NOTE_TRIGGER`, the `NOTE_FF*` operations on the
 //! low 24 bits of `fflags`, `data`, level vs `EV_CLEAR`, and triggers from other threads.
 
 mod common;

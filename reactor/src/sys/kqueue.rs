@@ -5,7 +5,7 @@
 //! change and event slices to kevent(2) as they are, one system call for registration and wait.
 //!
 //! What is left is normalising the platforms to FreeBSD, the reference (see
-//! `../shared/kqueue-semantics.md`):
+//! `reactor/SEMANTICS.md` (the crate docs)):
 //!
 //! - field types: NetBSD's `filter` and `flags` are `u32`, macOS's and DragonFly's `data` is
 //!   `intptr_t`, `udata` is a pointer; the accessors convert to the interface's

@@ -10,7 +10,7 @@
 //! - `timer_fflags(unit, amount, absolute) -> (fflags, data)`, which writes a timer's unit the
 //!   way the platform wants it;
 //! - `Selector`, the kqueue itself: `new(&Options)`, `kevent(&self, changes, events, timeout)`
-//!   with the semantics of `../shared/kqueue-semantics.md`, and `as_raw_fd()` (a pollable fd).
+//!   with the semantics of `reactor/SEMANTICS.md` (the crate docs), and `as_raw_fd()` (a pollable fd).
 //!
 //! `kqueue.rs` passes the lists straight to kevent(2); `epoll/` is the shim for Linux.
 

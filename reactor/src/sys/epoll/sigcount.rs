@@ -35,6 +35,7 @@
 //! counted when the program unblocks it (and not at all if the program takes it with
 //! `sigwait`/signalfd), and generations of a standard signal merged while pending count once.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{IntoRawFd, RawFd};
 use std::ptr;
@@ -55,11 +56,20 @@ static PREVIOUS: [AtomicPtr<libc::sigaction>; NSIG] =
 /// The eventfd every kqueue watching a signal polls (edge-triggered, never drained).
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 static SETUP: Mutex<()> = Mutex::new(());
-/// Deliveries whose replaced disposition was `SIG_IGN` or an ignoring default: the program
-/// would never have been interrupted by them.
-static SILENT: AtomicU64 = AtomicU64::new(0);
-/// Deliveries that ran a handler of the program's (or a fatal default).
-static HANDLED: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// Deliveries to this thread whose replaced disposition was `SIG_IGN` or an ignoring
+    /// default: the program would never have been interrupted by them. Per thread, because an
+    /// `EINTR` is caused by a signal delivered to the interrupted thread: a global count would
+    /// mistake another thread's handled signal for this one's. (Const-initialised and without a
+    /// destructor, so the handler's access is a plain thread-local load and store.)
+    static SILENT: Cell<u64> = const { Cell::new(0) };
+    /// Deliveries to this thread that ran a handler of the program's (or a fatal default).
+    static HANDLED: Cell<u64> = const { Cell::new(0) };
+}
+
+fn bump(counter: &'static std::thread::LocalKey<Cell<u64>>) {
+    counter.with(|c| c.set(c.get().wrapping_add(1)));
+}
 
 /// A snapshot of the delivery counters, to tell a wait's `EINTR` apart.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,16 +78,16 @@ pub(super) struct Deliveries {
     handled: u64,
 }
 
-/// The counters now.
+/// This thread's counters now.
 pub(super) fn deliveries() -> Deliveries {
     Deliveries {
-        silent: SILENT.load(Ordering::Acquire),
-        handled: HANDLED.load(Ordering::Acquire),
+        silent: SILENT.with(Cell::get),
+        handled: HANDLED.with(Cell::get),
     }
 }
 
-/// Whether an `EINTR` that ended a wait begun at `before` came only from signals the program
-/// ignores: kqueue only observes those, so the wait must go on as if nothing happened. (An
+/// Whether an `EINTR` that ended this thread's wait begun at `before` came only from signals the
+/// program ignores: kqueue only observes those, so the wait must go on as if nothing happened. (An
 /// interrupting handler of the program's own, installed without us, moves neither counter and
 /// is reported.)
 pub(super) fn interruption_was_silent(before: Deliveries) -> bool {
@@ -195,14 +205,14 @@ fn chain(
 ) {
     let target = previous.sa_sigaction;
     if target == libc::SIG_IGN {
-        SILENT.fetch_add(1, Ordering::AcqRel);
+        bump(&SILENT);
         return;
     }
     if target == libc::SIG_DFL {
         default_action(signo);
         return;
     }
-    HANDLED.fetch_add(1, Ordering::AcqRel);
+    bump(&HANDLED);
     if previous.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: with SA_SIGINFO the program registered a three-argument handler at `target`.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
@@ -219,14 +229,14 @@ fn chain(
 fn default_action(signo: libc::c_int) {
     match signo {
         libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT => {
-            SILENT.fetch_add(1, Ordering::AcqRel);
+            bump(&SILENT);
         }
         libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => {
             // SAFETY: kill(2) is async-signal-safe; SIGSTOP cannot be caught and stops us here.
             unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
         }
         _ => {
-            HANDLED.fetch_add(1, Ordering::AcqRel);
+            bump(&HANDLED);
             // Terminate (or dump core) for real: restore the default and re-raise. The signal is
             // blocked while this handler runs, so it is delivered, fatally, when we return.
             // SAFETY: a zeroed sigaction with SIG_DFL is valid; sigaction and raise are
