@@ -14,7 +14,7 @@ impl State {
         if flags & (EV_ENABLE | EV_DISABLE) == EV_ENABLE | EV_DISABLE {
             return Err(libc::EINVAL);
         }
-        // A filter the shim does not have (VNODE, anything unmodelled).
+        // A filter the shim does not have (EVFILT_AIO, EVFILT_FS, anything unmodelled).
         let id = FilterId::of(change.filter()).ok_or(libc::EINVAL)?;
         let Some(idx) = dispatch::lookup(id, self, sel, change)? else {
             if flags & EV_ADD == 0 {

@@ -8,7 +8,8 @@
 //!        │                 ── inner epoll ....... READ/WRITE: WRITE of fds whose modes differ
 //!        │                 ── timerfd ........... TIMER: armed at the earliest deadline
 //!        │                 ── signal eventfd .... SIGNAL: shared, written by the counting handler
-//!        └──────────────── ── pidfds ............ PROC: one per knote (EPOLLONESHOT)
+//!        │                 ── pidfds ............ PROC: one per knote (EPOLLONESHOT)
+//!        └──────────────── ── inotify fd ........ VNODE: one per kqueue, a watch per inode
 //!   State (one mutex): knotes (slab), ident table, ready queue (FIFO of knote refs), and each
 //!   filter's per-kqueue state (`Shared`: the fd table, the timer heap, …).
 //! ```
@@ -19,7 +20,7 @@
 //! applying a change (`changes.rs`, FreeBSD's `kqueue_register`) and collecting
 //! (`collect.rs`, `kqueue_scan`) — call each filter through one interface (`filter.rs`, FreeBSD's
 //! `struct filterops`), and each filter lives in a file of its own: `read_write.rs`, `timer.rs`,
-//! `user.rs`, `signal.rs`, `proc.rs`. The `filter_table!` below is the one place a filter is
+//! `user.rs`, `signal.rs`, `proc.rs`, `vnode.rs`. The `filter_table!` below is the one place a filter is
 //! wired in; `filter.rs` says how to add one.
 //!
 //! Every epoll token carries, in its top bits, the table entry of the filter that registered it
