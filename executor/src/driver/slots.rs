@@ -17,10 +17,13 @@
 //! so "is this still the registration I was told about" and "mark it ready" are one atomic
 //! step: a stale event can never set readiness on the slot's next owner.
 
-use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicPtr;
+use std::task::Waker;
 
-use futures_util::task::AtomicWaker;
+use super::waiters::Waiters;
+use crate::loom::future::AtomicWaker;
+use crate::loom::sync::atomic::{AtomicU64, Ordering};
+use crate::loom::sync::{Mutex, MutexGuard};
 
 /// Readiness bits, in the low 16 bits of a slot's state word.
 pub(crate) mod ready {
@@ -91,18 +94,67 @@ pub(crate) struct Snapshot {
     tick: u16,
 }
 
+impl Snapshot {
+    fn of(state: u64) -> Snapshot {
+        Snapshot {
+            bits: (state & READY_MASK) as u16,
+            tick: ((state & TICK_MASK) >> TICK_SHIFT) as u16,
+        }
+    }
+}
+
+/// A direction of a registration: which dedicated waker and which waiters an event wakes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Reads, and everything that is not a write: timers and generic events.
+    Read,
+    /// Writes.
+    Write,
+}
+
+impl Direction {
+    /// The readiness bits that concern this direction.
+    pub(crate) fn side(self) -> u16 {
+        match self {
+            Direction::Read => ready::READ_SIDE,
+            Direction::Write => ready::WRITE_SIDE,
+        }
+    }
+
+    /// Its unit in the `listed` counter word (readers low half, writers high half).
+    fn unit(self) -> u64 {
+        match self {
+            Direction::Read => 1,
+            Direction::Write => 1 << 32,
+        }
+    }
+}
+
+/// What the slot keeps under its lock: the waiter list, and the payload of generic events.
+/// The generation only changes under this lock too (in [`Slot::release`]), which is what makes
+/// "the slot still belongs to this event's generation, so write its data" one step.
+#[derive(Default)]
+struct Shared {
+    waiters: Waiters,
+    /// The `data` of the latest generic event (a signal's delivery count, a process's status).
+    data: i64,
+    /// The `fflags` of the generic events since the last take, or-ed.
+    fflags: u32,
+}
+
 /// One registration's shared state.
 pub(crate) struct Slot {
     /// generation (32) | tick (16) | readiness bits (16).
     state: AtomicU64,
-    /// The task waiting to read (or for the timer, or for a generic event).
+    /// The dedicated waker of the read direction: the `poll_read_ready` API (the last caller's
+    /// waker is kept), a timer, a generic event.
     pub(crate) reader: AtomicWaker,
-    /// The task waiting to write.
+    /// The dedicated waker of the write direction (`poll_write_ready`).
     pub(crate) writer: AtomicWaker,
-    /// The `data` of the latest generic event (a signal's delivery count, a process's status).
-    pub(crate) data: AtomicI64,
-    /// The `fflags` of the latest generic event (which PROC/VNODE notes fired, or-ed).
-    pub(crate) fflags: AtomicU64,
+    /// How many waiters the list holds: readers in the low half, writers in the high half.
+    /// Read without the lock, so an event nobody waits for in the list costs no lock.
+    listed: AtomicU64,
+    shared: Mutex<Shared>,
 }
 
 impl Slot {
@@ -111,9 +163,14 @@ impl Slot {
             state: AtomicU64::new(0),
             reader: AtomicWaker::new(),
             writer: AtomicWaker::new(),
-            data: AtomicI64::new(0),
-            fflags: AtomicU64::new(0),
+            listed: AtomicU64::new(0),
+            shared: Mutex::new(Shared::default()),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // Nothing run under the lock panics (no waker is woken or dropped there).
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn generation(&self) -> u32 {
@@ -121,10 +178,11 @@ impl Slot {
     }
 
     /// Sets `bits` if the slot still belongs to `generation`; bumps the tick. Returns whether
-    /// it did.
+    /// it did. SeqCst: the waiter side registers, then loads the state (see
+    /// [`poll_waiter`](Slot::poll_waiter)); this side stores the state, then loads `listed`.
     pub(crate) fn set_ready(&self, generation: u32, bits: u16) -> bool {
         self.state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
                 if (s >> GEN_SHIFT) as u32 != generation {
                     return None;
                 }
@@ -134,16 +192,158 @@ impl Slot {
             .is_ok()
     }
 
+    /// Sets `bits` for `generation` (see [`set_ready`](Slot::set_ready)) and wakes whoever
+    /// waits for them: the dedicated waker of each direction concerned and every listed waiter
+    /// of those directions. A stale generation sets and wakes nothing.
+    pub(crate) fn notify(&self, generation: u32, bits: u16) {
+        if self.set_ready(generation, bits) {
+            self.wake(bits);
+        }
+    }
+
+    /// A generic event (signal, process, user, vnode) for `generation`: stores its payload and
+    /// sets EVENT, both under the lock that [`release`](Slot::release) bumps the generation
+    /// under, so a stale event's payload never lands in the slot's next owner. A signal's
+    /// `data` counts deliveries since the last event (`accumulate`: they add up until taken);
+    /// other filters report a state (the latest wins).
+    pub(crate) fn notify_event(&self, generation: u32, data: i64, fflags: u32, accumulate: bool) {
+        {
+            let mut shared = self.lock();
+            if self.generation() != generation {
+                return;
+            }
+            if accumulate {
+                shared.data = shared.data.wrapping_add(data);
+            } else {
+                shared.data = data;
+            }
+            shared.fflags |= fflags;
+            // Under the lock: the generation cannot move between the check and this.
+            self.set_ready(generation, ready::EVENT);
+        }
+        self.wake(ready::EVENT);
+    }
+
+    /// Takes the payload of the generic events since the last take: `data` (reset if
+    /// `accumulate`, the signal case) and the or-ed `fflags`.
+    pub(crate) fn take_event(&self, accumulate: bool) -> (i64, u32) {
+        let mut shared = self.lock();
+        let data = if accumulate {
+            std::mem::take(&mut shared.data)
+        } else {
+            shared.data
+        };
+        (data, std::mem::take(&mut shared.fflags))
+    }
+
+    fn wake(&self, bits: u16) {
+        let read = bits & (ready::READ_SIDE | ready::TIMER) != 0;
+        let write = bits & ready::WRITE_SIDE != 0;
+        if read {
+            self.reader.wake();
+        }
+        if write {
+            self.writer.wake();
+        }
+        let mut mask = 0;
+        if read {
+            mask |= 0xffff_ffff;
+        }
+        if write {
+            mask |= 0xffff_ffff << 32;
+        }
+        if self.listed.load(Ordering::SeqCst) & mask == 0 {
+            return;
+        }
+        // Taken under the lock, woken after it: a wake may run the task at once (or drop it).
+        let woken = self.lock().waiters.take_wakers(read, write);
+        woken.wake_all();
+    }
+
     /// The current readiness of `generation` (empty if the slot has moved on).
     pub(crate) fn snapshot(&self, generation: u32) -> Snapshot {
-        let s = self.state.load(Ordering::Acquire);
+        let s = self.state.load(Ordering::SeqCst);
         if (s >> GEN_SHIFT) as u32 != generation {
             return Snapshot { bits: 0, tick: 0 };
         }
-        Snapshot {
-            bits: (s & READY_MASK) as u16,
-            tick: ((s & TICK_MASK) >> TICK_SHIFT) as u16,
+        Snapshot::of(s)
+    }
+
+    /// Whether any of `bits` is set for `generation`; if none is, parks `waker` in the
+    /// dedicated waker of `direction` and looks again (an event that lands in between either
+    /// finds the waker or is seen by the second look). The one "register, then look again"
+    /// sequence of the `poll_*` APIs, timers and generic events.
+    pub(crate) fn poll_ready(
+        &self,
+        generation: u32,
+        direction: Direction,
+        bits: u16,
+        waker: &Waker,
+    ) -> Option<Snapshot> {
+        let seen = self.snapshot(generation);
+        if seen.bits & bits != 0 {
+            return Some(seen);
         }
+        match direction {
+            Direction::Read => self.reader.register(waker),
+            Direction::Write => self.writer.register(waker),
+        }
+        let seen = self.snapshot(generation);
+        (seen.bits & bits != 0).then_some(seen)
+    }
+
+    /// [`poll_ready`](Slot::poll_ready) for one of several waiters of a direction: the waker
+    /// goes into the slot's waiter list under `key` (inserted on the first pending poll,
+    /// updated on later ones), so every waiter is woken by an event. Ready removes the entry;
+    /// so does [`remove_waiter`](Slot::remove_waiter), which the waiting future's drop calls.
+    pub(crate) fn poll_waiter(
+        &self,
+        generation: u32,
+        direction: Direction,
+        key: &mut Option<usize>,
+        waker: &Waker,
+    ) -> Option<Snapshot> {
+        let bits = direction.side();
+        let seen = self.snapshot(generation);
+        if seen.bits & bits == 0 {
+            let replaced = {
+                let mut shared = self.lock();
+                match *key {
+                    Some(k) => shared.waiters.update(k, waker),
+                    None => {
+                        *key = Some(shared.waiters.insert(direction, waker));
+                        // SeqCst, then the state load below: against `wake`, which stores
+                        // the state, then loads this (either it sees us listed, or we see its
+                        // readiness).
+                        self.listed.fetch_add(direction.unit(), Ordering::SeqCst);
+                        None
+                    }
+                }
+            };
+            drop(replaced);
+            let seen = self.snapshot(generation);
+            if seen.bits & bits == 0 {
+                return None;
+            }
+            self.remove_waiter(direction, key);
+            return Some(seen);
+        }
+        self.remove_waiter(direction, key);
+        Some(seen)
+    }
+
+    /// Removes a waiter's entry (if it has one) from the list, with the waker it holds.
+    pub(crate) fn remove_waiter(&self, direction: Direction, key: &mut Option<usize>) {
+        let Some(k) = key.take() else {
+            return;
+        };
+        let waker = {
+            let mut shared = self.lock();
+            // Relaxed: a stale, higher count costs an event a look under the lock, no more.
+            self.listed.fetch_sub(direction.unit(), Ordering::Relaxed);
+            shared.waiters.remove(k)
+        };
+        drop(waker);
     }
 
     /// Clears `bits` from the readiness seen in `seen`, unless an event arrived since (the tick
@@ -151,6 +351,7 @@ impl Slot {
     /// "operation failed with EAGAIN, then clear readiness" safe against an edge that arrived in
     /// between.
     pub(crate) fn clear(&self, generation: u32, seen: Snapshot, bits: u16) {
+        // `Err` means "an edge arrived since, or the slot moved on": nothing to clear then.
         let _ = self
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
@@ -160,6 +361,36 @@ impl Slot {
                 }
                 Some(s & !u64::from(bits))
             });
+    }
+
+    /// Ends `generation`: bumps it (so events and readiness checks carrying the old token find
+    /// nothing), clears readiness, the event payload and every waker. Returns false if the slot
+    /// had moved on already (released twice).
+    fn release(&self, generation: u32) -> bool {
+        let stale = {
+            let mut shared = self.lock();
+            let bumped = self
+                .state
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                    if (s >> GEN_SHIFT) as u32 != generation {
+                        return None;
+                    }
+                    Some(u64::from(generation.wrapping_add(1)) << GEN_SHIFT)
+                })
+                .is_ok();
+            if !bumped {
+                return false;
+            }
+            shared.data = 0;
+            shared.fflags = 0;
+            self.listed.store(0, Ordering::Relaxed);
+            // Empty in practice: a waiter borrows its registration, which is being dropped.
+            shared.waiters.take_all()
+        };
+        drop(stale);
+        drop(self.reader.take());
+        drop(self.writer.take());
+        true
     }
 }
 
@@ -247,23 +478,10 @@ impl Slots {
         let Some(slot) = self.get(token.index()) else {
             return;
         };
-        let bumped = slot
-            .state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                if (s >> GEN_SHIFT) as u32 != token.generation() {
-                    return None;
-                }
-                Some(u64::from(token.generation().wrapping_add(1)) << GEN_SHIFT)
-            })
-            .is_ok();
-        if !bumped {
+        if !slot.release(token.generation()) {
             // Already released: never put an index on the free list twice.
             return;
         }
-        drop(slot.reader.take());
-        drop(slot.writer.take());
-        slot.data.store(0, Ordering::Relaxed);
-        slot.fflags.store(0, Ordering::Relaxed);
         let mut list = self.free.lock().unwrap_or_else(|e| e.into_inner());
         list.free.push(token.index());
         self.live.fetch_sub(1, Ordering::Relaxed);
