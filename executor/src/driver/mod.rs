@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use knote_reactor::{note, Filter, Flags, Kevent, Kqueue};
 
 use slots::Slots;
-pub(crate) use slots::{ready, Direction, Slot, Snapshot, Token};
+pub(crate) use slots::{ready, Direction, Slot, Snapshot, Token, WaitKey};
 
 use crate::runtime::context;
 

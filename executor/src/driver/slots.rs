@@ -20,9 +20,9 @@
 use std::sync::atomic::AtomicPtr;
 use std::task::Waker;
 
-use super::waiters::Waiters;
+use super::waiters::{Waiters, Woken};
 use crate::loom::future::AtomicWaker;
-use crate::loom::sync::atomic::{AtomicU64, Ordering};
+use crate::loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::sync::{Mutex, MutexGuard};
 
 /// Readiness bits, in the low 16 bits of a slot's state word.
@@ -121,13 +121,41 @@ impl Direction {
         }
     }
 
-    /// Its unit in the `listed` counter word (readers low half, writers high half).
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Its unit in the slot's `waiting` word.
     fn unit(self) -> u64 {
         match self {
             Direction::Read => 1,
             Direction::Write => 1 << 32,
         }
     }
+
+    /// The mask of its waiter count in the `waiting` word.
+    fn count_mask(self) -> u64 {
+        COUNT_MASK << (32 * self as u32)
+    }
+
+    /// Its "the dedicated waker has been used" flag in the `waiting` word.
+    fn poll_flag(self) -> u64 {
+        POLL_FLAG << (32 * self as u32)
+    }
+}
+
+/// Per direction, in its half of the `waiting` word: the listed waiters (31 bits) and a flag
+/// set once the dedicated waker is used (until the slot is released).
+const COUNT_MASK: u64 = 0x7fff_ffff;
+const POLL_FLAG: u64 = 1 << 31;
+
+/// A waiter's place in the slot's list: its slab key, and the drain count of its direction
+/// when it was inserted (once that moves, an event took the entry out, and the key may name
+/// someone else's).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WaitKey {
+    index: usize,
+    drain: u32,
 }
 
 /// What the slot keeps under its lock: the waiter list, and the payload of generic events.
@@ -151,9 +179,13 @@ pub(crate) struct Slot {
     pub(crate) reader: AtomicWaker,
     /// The dedicated waker of the write direction (`poll_write_ready`).
     pub(crate) writer: AtomicWaker,
-    /// How many waiters the list holds: readers in the low half, writers in the high half.
-    /// Read without the lock, so an event nobody waits for in the list costs no lock.
-    listed: AtomicU64,
+    /// Who waits, per direction (read: low half, write: high half): how many listed waiters,
+    /// and whether the dedicated waker was ever used. One load tells an event what to wake:
+    /// nobody listed costs no lock, a dedicated waker never used costs no RMW.
+    waiting: AtomicU64,
+    /// Per direction, how many times an event drained its list (see [`WaitKey`]). Changed
+    /// under the lock, read without it.
+    drains: [AtomicU32; 2],
     shared: Mutex<Shared>,
 }
 
@@ -163,7 +195,8 @@ impl Slot {
             state: AtomicU64::new(0),
             reader: AtomicWaker::new(),
             writer: AtomicWaker::new(),
-            listed: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
+            drains: [AtomicU32::new(0), AtomicU32::new(0)],
             shared: Mutex::new(Shared::default()),
         }
     }
@@ -239,24 +272,43 @@ impl Slot {
     fn wake(&self, bits: u16) {
         let read = bits & (ready::READ_SIDE | ready::TIMER) != 0;
         let write = bits & ready::WRITE_SIDE != 0;
-        if read {
+        // SeqCst, after the state store of `set_ready`: against the waiter side, which
+        // announces itself here, then loads the state.
+        let waiting = self.waiting.load(Ordering::SeqCst);
+        // A timer's waker is registered without the flag (time/sleep.rs uses `reader`
+        // directly): always woken.
+        if read && (waiting & Direction::Read.poll_flag() != 0 || bits & ready::TIMER != 0) {
             self.reader.wake();
         }
-        if write {
+        if write && waiting & Direction::Write.poll_flag() != 0 {
             self.writer.wake();
         }
-        let mut mask = 0;
-        if read {
-            mask |= 0xffff_ffff;
-        }
-        if write {
-            mask |= 0xffff_ffff << 32;
-        }
-        if self.listed.load(Ordering::SeqCst) & mask == 0 {
+        let read_listed = read && waiting & Direction::Read.count_mask() != 0;
+        let write_listed = write && waiting & Direction::Write.count_mask() != 0;
+        if !read_listed && !write_listed {
             return;
         }
         // Taken under the lock, woken after it: a wake may run the task at once (or drop it).
-        let woken = self.lock().waiters.take_wakers(read, write);
+        let mut woken = Woken::default();
+        {
+            let mut shared = self.lock();
+            for (listed, direction) in [
+                (read_listed, Direction::Read),
+                (write_listed, Direction::Write),
+            ] {
+                if !listed {
+                    continue;
+                }
+                let n = shared.waiters.drain(direction, &mut woken) as u64;
+                if n > 0 {
+                    // Release: a waiter that sees the bump knows its entry is gone (and sees
+                    // the readiness set before it).
+                    self.drains[direction.index()].fetch_add(1, Ordering::Release);
+                    self.waiting
+                        .fetch_sub(n * direction.unit(), Ordering::Relaxed);
+                }
+            }
+        }
         woken.wake_all();
     }
 
@@ -284,6 +336,12 @@ impl Slot {
         if seen.bits & bits != 0 {
             return Some(seen);
         }
+        // Announce the dedicated waker (once per generation), then register it, then look
+        // again: SeqCst against `wake`, which stores the state, then loads `waiting`.
+        let flag = direction.poll_flag();
+        if self.waiting.load(Ordering::SeqCst) & flag == 0 {
+            self.waiting.fetch_or(flag, Ordering::SeqCst);
+        }
         match direction {
             Direction::Read => self.reader.register(waker),
             Direction::Write => self.writer.register(waker),
@@ -293,55 +351,72 @@ impl Slot {
     }
 
     /// [`poll_ready`](Slot::poll_ready) for one of several waiters of a direction: the waker
-    /// goes into the slot's waiter list under `key` (inserted on the first pending poll,
-    /// updated on later ones), so every waiter is woken by an event. Ready removes the entry;
-    /// so does [`remove_waiter`](Slot::remove_waiter), which the waiting future's drop calls.
+    /// goes into the slot's waiter list under `key` (inserted on a pending poll, updated on
+    /// the next ones while the entry lasts), so every waiter is woken by an event, which takes
+    /// the entries out. Ready removes an entry still there; so does
+    /// [`remove_waiter`](Slot::remove_waiter), which the waiting future's drop calls.
     pub(crate) fn poll_waiter(
         &self,
         generation: u32,
         direction: Direction,
-        key: &mut Option<usize>,
+        key: &mut Option<WaitKey>,
         waker: &Waker,
     ) -> Option<Snapshot> {
         let bits = direction.side();
+        let drains = &self.drains[direction.index()];
+        if key.is_some_and(|k| drains.load(Ordering::Acquire) != k.drain) {
+            // An event drained the list (and woke us): the entry is gone.
+            *key = None;
+        }
         let seen = self.snapshot(generation);
-        if seen.bits & bits == 0 {
-            let replaced = {
-                let mut shared = self.lock();
-                match *key {
-                    Some(k) => shared.waiters.update(k, waker),
-                    None => {
-                        *key = Some(shared.waiters.insert(direction, waker));
-                        // SeqCst, then the state load below: against `wake`, which stores
-                        // the state, then loads this (either it sees us listed, or we see its
-                        // readiness).
-                        self.listed.fetch_add(direction.unit(), Ordering::SeqCst);
-                        None
-                    }
-                }
-            };
-            drop(replaced);
-            let seen = self.snapshot(generation);
-            if seen.bits & bits == 0 {
-                return None;
-            }
+        if seen.bits & bits != 0 {
             self.remove_waiter(direction, key);
             return Some(seen);
+        }
+        let replaced = {
+            let mut shared = self.lock();
+            // Under the lock, `drains` cannot move.
+            let drain = drains.load(Ordering::Relaxed);
+            match *key {
+                Some(k) if k.drain == drain => shared.waiters.update(direction, k.index, waker),
+                _ => {
+                    let index = shared.waiters.insert(direction, waker);
+                    *key = Some(WaitKey { index, drain });
+                    // SeqCst, then the state load below: against `wake`, which stores the
+                    // state, then loads this (either it sees us listed, or we see its
+                    // readiness).
+                    self.waiting.fetch_add(direction.unit(), Ordering::SeqCst);
+                    None
+                }
+            }
+        };
+        drop(replaced);
+        let seen = self.snapshot(generation);
+        if seen.bits & bits == 0 {
+            return None;
         }
         self.remove_waiter(direction, key);
         Some(seen)
     }
 
-    /// Removes a waiter's entry (if it has one) from the list, with the waker it holds.
-    pub(crate) fn remove_waiter(&self, direction: Direction, key: &mut Option<usize>) {
+    /// Removes a waiter's entry from the list, if it still has one, with the waker it holds.
+    pub(crate) fn remove_waiter(&self, direction: Direction, key: &mut Option<WaitKey>) {
         let Some(k) = key.take() else {
             return;
         };
+        let drains = &self.drains[direction.index()];
+        if drains.load(Ordering::Acquire) != k.drain {
+            // Drained by an event: nothing of ours left, no lock needed.
+            return;
+        }
         let waker = {
             let mut shared = self.lock();
+            if drains.load(Ordering::Relaxed) != k.drain {
+                return;
+            }
             // Relaxed: a stale, higher count costs an event a look under the lock, no more.
-            self.listed.fetch_sub(direction.unit(), Ordering::Relaxed);
-            shared.waiters.remove(k)
+            self.waiting.fetch_sub(direction.unit(), Ordering::Relaxed);
+            shared.waiters.remove(direction, k.index)
         };
         drop(waker);
     }
@@ -383,7 +458,7 @@ impl Slot {
             }
             shared.data = 0;
             shared.fflags = 0;
-            self.listed.store(0, Ordering::Relaxed);
+            self.waiting.store(0, Ordering::Relaxed);
             // Empty in practice: a waiter borrows its registration, which is being dropped.
             shared.waiters.take_all()
         };

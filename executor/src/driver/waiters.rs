@@ -3,83 +3,94 @@
 //!
 //! Several tasks may wait on one fd in one direction (an `Arc<UdpSocket>` read by several
 //! tasks, a `TcpStream` shared by `&`): each waiting future owns an entry here, keyed by its
-//! slab index, from its first pending poll until it completes or is dropped, and an event wakes
-//! every entry of its direction. The list lives under the slot's lock; wakers are taken out
-//! under it and woken, or dropped, after it is released (a wake may run or free a task, whose
-//! futures may come back to this list).
+//! slab index, from its first pending poll until it completes, is dropped, or an event for its
+//! direction drains the list (all of a direction's waiters are woken by one of its events).
+//! The lists live under the slot's lock; wakers are taken out under it and woken, or dropped,
+//! after it is released (a wake may run or free a task, whose futures may come back here).
 //!
-//! Why a slab and not tokio's intrusive list of nodes pinned in the futures: no `unsafe` and
-//! no `!Unpin` future, at the price of one allocation per slot that ever had a waiter (kept
-//! across reuses of the slot).
+//! Why a vector of entries and not tokio's intrusive list of nodes pinned in the futures: no
+//! `unsafe` and no `!Unpin` future, at the price of one allocation per slot that ever had a
+//! waiter (kept across reuses of the slot).
 
 use std::task::Waker;
 
-use slab::Slab;
-
 use super::slots::Direction;
 
-struct Waiter {
-    direction: Direction,
-    /// `None` once an event took it (the future has been woken and not polled since).
-    waker: Option<Waker>,
+/// One direction's waiters: a vector of entries (a key is an index) and the free indices.
+/// An event takes them all out at once, so draining resets both vectors (keeping their
+/// capacity) rather than freeing entries one by one.
+#[derive(Default)]
+struct List {
+    entries: Vec<Option<Waker>>,
+    free: Vec<usize>,
 }
 
 /// See the module docs.
 #[derive(Default)]
 pub(crate) struct Waiters {
-    list: Slab<Waiter>,
+    /// Per direction (`Direction::index`).
+    lists: [List; 2],
 }
 
 impl Waiters {
-    /// Adds a waiter; its key stays valid until [`remove`](Waiters::remove).
+    /// Adds a waiter; its key stays valid until it is removed or its direction drained.
     pub(crate) fn insert(&mut self, direction: Direction, waker: &Waker) -> usize {
-        self.list.insert(Waiter {
-            direction,
-            waker: Some(waker.clone()),
-        })
+        let list = &mut self.lists[direction.index()];
+        let waker = Some(waker.clone());
+        match list.free.pop() {
+            Some(key) => {
+                list.entries[key] = waker;
+                key
+            }
+            None => {
+                list.entries.push(waker);
+                list.entries.len() - 1
+            }
+        }
     }
 
     /// Gives a listed waiter the waker of its latest poll; returns the one it replaces, for
     /// the caller to drop outside the lock.
-    pub(crate) fn update(&mut self, key: usize, waker: &Waker) -> Option<Waker> {
-        let entry = self.list.get_mut(key)?;
-        match &entry.waker {
+    pub(crate) fn update(
+        &mut self,
+        direction: Direction,
+        key: usize,
+        waker: &Waker,
+    ) -> Option<Waker> {
+        let entry = self.lists[direction.index()].entries.get_mut(key)?;
+        match entry {
             Some(old) if old.will_wake(waker) => None,
-            _ => entry.waker.replace(waker.clone()),
+            _ => entry.replace(waker.clone()),
         }
     }
 
     /// Removes a waiter; returns its waker, for the caller to drop outside the lock.
-    pub(crate) fn remove(&mut self, key: usize) -> Option<Waker> {
-        self.list.try_remove(key).and_then(|w| w.waker)
-    }
-
-    /// Takes the wakers of the waiters of the directions given (entries stay: their futures
-    /// remove them).
-    pub(crate) fn take_wakers(&mut self, read: bool, write: bool) -> Woken {
-        let mut woken = Woken::default();
-        for (_, waiter) in self.list.iter_mut() {
-            let wanted = match waiter.direction {
-                Direction::Read => read,
-                Direction::Write => write,
-            };
-            if wanted {
-                if let Some(waker) = waiter.waker.take() {
-                    woken.push(waker);
-                }
-            }
+    pub(crate) fn remove(&mut self, direction: Direction, key: usize) -> Option<Waker> {
+        let list = &mut self.lists[direction.index()];
+        let waker = list.entries.get_mut(key)?.take();
+        if waker.is_some() {
+            list.free.push(key);
         }
-        woken
+        waker
     }
 
-    /// Empties the list (the slot is released), keeping its capacity for the next owner.
+    /// Takes every waiter of `direction` out (an event for it); returns how many.
+    pub(crate) fn drain(&mut self, direction: Direction, woken: &mut Woken) -> usize {
+        let list = &mut self.lists[direction.index()];
+        let mut n = 0;
+        for waker in list.entries.drain(..).flatten() {
+            woken.push(waker);
+            n += 1;
+        }
+        list.free.clear();
+        n
+    }
+
+    /// Empties both lists (the slot is released), keeping their capacity for the next owner.
     pub(crate) fn take_all(&mut self) -> Woken {
         let mut woken = Woken::default();
-        for waiter in self.list.drain() {
-            if let Some(waker) = waiter.waker {
-                woken.push(waker);
-            }
-        }
+        self.drain(Direction::Read, &mut woken);
+        self.drain(Direction::Write, &mut woken);
         woken
     }
 }

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use crate::driver::{ready as bits, Direction, Driver, Slot, Snapshot, Token};
+use crate::driver::{ready as bits, Direction, Driver, Slot, Snapshot, Token, WaitKey};
 use crate::runtime::Handle;
 use crate::task::coop;
 
@@ -380,7 +380,7 @@ pub struct Readiness<'a> {
     registration: &'a Registration,
     direction: Direction,
     /// Its entry in the slot's waiter list, while it has one.
-    key: Option<usize>,
+    key: Option<WaitKey>,
 }
 
 impl<'a> Readiness<'a> {
@@ -418,9 +418,11 @@ impl Future for Readiness<'_> {
 
 impl Drop for Readiness<'_> {
     fn drop(&mut self) {
-        self.registration
-            .slot()
-            .remove_waiter(self.direction, &mut self.key);
+        if self.key.is_some() {
+            self.registration
+                .slot()
+                .remove_waiter(self.direction, &mut self.key);
+        }
     }
 }
 
