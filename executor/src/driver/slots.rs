@@ -211,11 +211,11 @@ impl Slot {
     }
 
     /// Sets `bits` if the slot still belongs to `generation`; bumps the tick. Returns whether
-    /// it did. SeqCst: the waiter side registers, then loads the state (see
-    /// [`poll_waiter`](Slot::poll_waiter)); this side stores the state, then loads `listed`.
+    /// it did. The waiter side announces itself in `waiting`, then loads the state (see
+    /// [`poll_waiter`](Slot::poll_waiter)); `wake` follows this with an RMW of `waiting`.
     pub(crate) fn set_ready(&self, generation: u32, bits: u16) -> bool {
         self.state
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
                 if (s >> GEN_SHIFT) as u32 != generation {
                     return None;
                 }
@@ -272,9 +272,13 @@ impl Slot {
     fn wake(&self, bits: u16) {
         let read = bits & (ready::READ_SIDE | ready::TIMER) != 0;
         let write = bits & ready::WRITE_SIDE != 0;
-        // SeqCst, after the state store of `set_ready`: against the waiter side, which
-        // announces itself here, then loads the state.
-        let waiting = self.waiting.load(Ordering::SeqCst);
+        // Against the waiter side, which announces itself here with an RMW, then loads the
+        // state: this side stores the state, then reads this word with an RMW too. RMWs of
+        // one word are totally ordered, so either this one comes after the waiter's (and sees
+        // it), or the waiter's reads from it and then sees the state stored before it. (A
+        // plain load would need SeqCst on both sides; an RMW also lets loom, which models
+        // SeqCst accesses as AcqRel, check the argument.)
+        let waiting = self.waiting.fetch_or(0, Ordering::AcqRel);
         // A timer's waker is registered without the flag (time/sleep.rs uses `reader`
         // directly): always woken.
         if read && (waiting & Direction::Read.poll_flag() != 0 || bits & ready::TIMER != 0) {
@@ -314,7 +318,7 @@ impl Slot {
 
     /// The current readiness of `generation` (empty if the slot has moved on).
     pub(crate) fn snapshot(&self, generation: u32) -> Snapshot {
-        let s = self.state.load(Ordering::SeqCst);
+        let s = self.state.load(Ordering::Acquire);
         if (s >> GEN_SHIFT) as u32 != generation {
             return Snapshot { bits: 0, tick: 0 };
         }
@@ -336,11 +340,12 @@ impl Slot {
         if seen.bits & bits != 0 {
             return Some(seen);
         }
-        // Announce the dedicated waker (once per generation), then register it, then look
-        // again: SeqCst against `wake`, which stores the state, then loads `waiting`.
+        // Announce the dedicated waker (an RMW, once per generation: `wake` reads the word
+        // with an RMW after storing the state, so it sees the flag or we see its readiness),
+        // then register it, then look again.
         let flag = direction.poll_flag();
-        if self.waiting.load(Ordering::SeqCst) & flag == 0 {
-            self.waiting.fetch_or(flag, Ordering::SeqCst);
+        if self.waiting.load(Ordering::Acquire) & flag == 0 {
+            self.waiting.fetch_or(flag, Ordering::AcqRel);
         }
         match direction {
             Direction::Read => self.reader.register(waker),
@@ -382,10 +387,10 @@ impl Slot {
                 _ => {
                     let index = shared.waiters.insert(direction, waker);
                     *key = Some(WaitKey { index, drain });
-                    // SeqCst, then the state load below: against `wake`, which stores the
-                    // state, then loads this (either it sees us listed, or we see its
-                    // readiness).
-                    self.waiting.fetch_add(direction.unit(), Ordering::SeqCst);
+                    // An RMW, then the state load below: against `wake`, which stores the
+                    // state, then reads this word with an RMW (either it sees us listed, or
+                    // we see its readiness).
+                    self.waiting.fetch_add(direction.unit(), Ordering::AcqRel);
                     None
                 }
             }
@@ -446,7 +451,7 @@ impl Slot {
             let mut shared = self.lock();
             let bumped = self
                 .state
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
                     if (s >> GEN_SHIFT) as u32 != generation {
                         return None;
                     }
@@ -644,5 +649,207 @@ mod tests {
         for t in tokens {
             slots.release(t);
         }
+    }
+}
+
+/// Models of the slot protocol: every interleaving (within loom's preemption bound) of an
+/// event's dispatch (`notify`, `notify_event`), a waiter's registration and look again
+/// (`poll_waiter`, `poll_ready`), a waiter's removal, the clear after `WouldBlock`, and the
+/// release that ends a generation. Run with
+/// `RUSTFLAGS="--cfg loom" cargo test -p knote-executor --release --lib loom`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use std::future::poll_fn;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Poll, Wake};
+
+    use loom::future::block_on;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    use super::*;
+
+    /// A fresh slot's generation.
+    const GEN: u32 = 0;
+
+    /// Waits as a `readable()` future does, until the slot is readable.
+    fn wait_listed(slot: &Slot, direction: Direction) -> Snapshot {
+        let mut key = None;
+        let seen = block_on(poll_fn(|cx| {
+            match slot.poll_waiter(GEN, direction, &mut key, cx.waker()) {
+                Some(seen) => Poll::Ready(seen),
+                None => Poll::Pending,
+            }
+        }));
+        assert!(key.is_none(), "a completed wait keeps no entry");
+        seen
+    }
+
+    fn listed(slot: &Slot, direction: Direction) -> u64 {
+        slot.waiting.load(Ordering::SeqCst) & direction.count_mask()
+    }
+
+    #[test]
+    fn a_listed_waiter_is_woken_by_a_concurrent_edge() {
+        loom::model(|| {
+            let slot = Arc::new(Slot::new());
+            let dispatcher = {
+                let slot = Arc::clone(&slot);
+                thread::spawn(move || slot.notify(GEN, ready::READABLE))
+            };
+            // A lost wake-up would leave block_on parked forever: loom reports the deadlock.
+            let seen = wait_listed(&slot, Direction::Read);
+            assert_ne!(seen.bits & ready::READABLE, 0);
+            dispatcher.join().unwrap();
+            assert_eq!(listed(&slot, Direction::Read), 0);
+        });
+    }
+
+    #[test]
+    fn every_waiter_of_a_direction_is_woken_by_one_edge() {
+        loom::model(|| {
+            let slot = Arc::new(Slot::new());
+            let other = {
+                let slot = Arc::clone(&slot);
+                thread::spawn(move || wait_listed(&slot, Direction::Read))
+            };
+            let dispatcher = {
+                let slot = Arc::clone(&slot);
+                thread::spawn(move || slot.notify(GEN, ready::READABLE))
+            };
+            wait_listed(&slot, Direction::Read);
+            other.join().unwrap();
+            dispatcher.join().unwrap();
+            assert_eq!(listed(&slot, Direction::Read), 0);
+        });
+    }
+
+    #[test]
+    fn a_write_edge_leaves_a_reader_listed() {
+        loom::model(|| {
+            let slot = Arc::new(Slot::new());
+            let writer = {
+                let slot = Arc::clone(&slot);
+                thread::spawn(move || wait_listed(&slot, Direction::Write))
+            };
+            slot.notify(GEN, ready::WRITABLE);
+            writer.join().unwrap();
+            // A reader now: not ready, listed, and no read edge has taken it out.
+            let waker = Waker::from(std::sync::Arc::new(Counter::default()));
+            let mut key = None;
+            assert!(slot
+                .poll_waiter(GEN, Direction::Read, &mut key, &waker)
+                .is_none());
+            assert_eq!(listed(&slot, Direction::Read), 1);
+            slot.remove_waiter(Direction::Read, &mut key);
+            assert_eq!(listed(&slot, Direction::Read), 0);
+        });
+    }
+
+    #[test]
+    fn the_dedicated_waker_is_woken_by_a_concurrent_edge() {
+        loom::model(|| {
+            let slot = Arc::new(Slot::new());
+            let dispatcher = {
+                let slot = Arc::clone(&slot);
+                thread::spawn(move || slot.notify(GEN, ready::WRITABLE))
+            };
+            let seen = block_on(poll_fn(|cx| {
+                match slot.poll_ready(GEN, Direction::Write, ready::WRITE_SIDE, cx.waker()) {
+                    Some(seen) => Poll::Ready(seen),
+                    None => Poll::Pending,
+                }
+            }));
+            assert_ne!(seen.bits & ready::WRITABLE, 0);
+            dispatcher.join().unwrap();
+        });
+    }
+
+    /// A waker that counts wake-ups (its `Arc`'s strong count tells whether a clone leaked).
+    #[derive(Default)]
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_dropped_waiter_racing_an_edge_leaves_nothing_behind() {
+        loom::model(|| {
+            let slot = Arc::new(Slot::new());
+            let counter = std::sync::Arc::new(Counter::default());
+            let waker = Waker::from(std::sync::Arc::clone(&counter));
+            let mut key = None;
+            assert!(slot
+                .poll_waiter(GEN, Direction::Read, &mut key, &waker)
+                .is_none());
+            let dispatcher = {
+                let slot = Arc::clone(&slot);
+                thread::spawn(move || slot.notify(GEN, ready::READABLE))
+            };
+            // The future is dropped while the edge is dispatched.
+            slot.remove_waiter(Direction::Read, &mut key);
+            drop(waker);
+            dispatcher.join().unwrap();
+            assert_eq!(listed(&slot, Direction::Read), 0);
+            assert_eq!(
+                std::sync::Arc::strong_count(&counter),
+                1,
+                "a waker clone stayed in the slot"
+            );
+            assert_eq!(slot.lock().waiters.take_all().len(), 0);
+        });
+    }
+
+    #[test]
+    fn a_stale_generation_never_reaches_the_next_owner() {
+        loom::model(|| {
+            let slot = Arc::new(Slot::new());
+            let dispatcher = {
+                let slot = Arc::clone(&slot);
+                thread::spawn(move || {
+                    // Events collected for generation GEN, dispatched late.
+                    slot.notify(GEN, ready::READABLE);
+                    slot.notify_event(GEN, 7, 1, true);
+                })
+            };
+            // The owner drops its registration; the slot's next owner looks at it.
+            assert!(slot.release(GEN));
+            let next = GEN + 1;
+            let early = slot.snapshot(next);
+            dispatcher.join().unwrap();
+            for seen in [early, slot.snapshot(next)] {
+                assert_eq!(seen.bits, 0, "stale readiness on the next owner");
+            }
+            assert_eq!(
+                slot.take_event(true),
+                (0, 0),
+                "stale payload on the next owner"
+            );
+        });
+    }
+
+    #[test]
+    fn clear_never_erases_a_newer_edge() {
+        loom::model(|| {
+            let slot = Arc::new(Slot::new());
+            slot.set_ready(GEN, ready::READABLE);
+            let first_tick = slot.snapshot(GEN).tick;
+            let dispatcher = {
+                let slot = Arc::clone(&slot);
+                thread::spawn(move || slot.notify(GEN, ready::READABLE))
+            };
+            // The task's wait saw some edge; its read then would block; it clears.
+            let seen = slot.snapshot(GEN);
+            slot.clear(GEN, seen, ready::READABLE);
+            dispatcher.join().unwrap();
+            let end = slot.snapshot(GEN);
+            if seen.tick == first_tick {
+                // The edge the dispatcher delivered was not seen by the wait: it must stay.
+                assert_ne!(end.bits & ready::READABLE, 0, "a newer edge was cleared");
+            }
+        });
     }
 }

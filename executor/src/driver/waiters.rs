@@ -104,6 +104,12 @@ pub(crate) struct Woken {
 }
 
 impl Woken {
+    /// How many wakers it holds.
+    #[cfg(all(test, loom))]
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
     fn push(&mut self, waker: Waker) {
         if self.first.is_none() {
             self.first = Some(waker);
