@@ -16,6 +16,14 @@
 //! token) from a live one. The generation lives in the same atomic word as the readiness bits,
 //! so "is this still the registration I was told about" and "mark it ready" are one atomic
 //! step: a stale event can never set readiness on the slot's next owner.
+//!
+//! Who waits: per direction, one dedicated waker (the `poll_*_ready` API, timers, generic
+//! events: the last registered is kept) and a list of any number of waiters (the
+//! `readable()`/`writable()`/`async_io` futures, see `driver::waiters`), under the slot's lock.
+//! A `waiting` word (listed counts, "dedicated waker used" flags) lets an event skip the lock
+//! and the wakers nobody uses. The payload of generic events (`data`, `fflags`) lives under the
+//! lock, and the generation only moves under it, so a stale event's payload cannot land in the
+//! next owner either. The protocol is model-checked (`loom_tests` below).
 
 use std::sync::atomic::AtomicPtr;
 use std::task::Waker;
