@@ -39,3 +39,35 @@ pub(crate) mod cell {
         }
     }
 }
+
+/// `AtomicWaker` with one interface under both: `futures-util`'s (lock-free) normally, loom's
+/// model of it under `--cfg loom`, so a model that parks and wakes tasks runs the real slot
+/// code.
+pub(crate) mod future {
+    #[cfg(not(loom))]
+    pub(crate) use futures_util::task::AtomicWaker;
+
+    /// loom's `AtomicWaker`, with `futures-util`'s method names.
+    #[cfg(loom)]
+    #[derive(Debug, Default)]
+    pub(crate) struct AtomicWaker(loom::future::AtomicWaker);
+
+    #[cfg(loom)]
+    impl AtomicWaker {
+        pub(crate) fn new() -> AtomicWaker {
+            AtomicWaker(loom::future::AtomicWaker::new())
+        }
+
+        pub(crate) fn register(&self, waker: &std::task::Waker) {
+            self.0.register_by_ref(waker);
+        }
+
+        pub(crate) fn wake(&self) {
+            self.0.wake();
+        }
+
+        pub(crate) fn take(&self) -> Option<std::task::Waker> {
+            self.0.take_waker()
+        }
+    }
+}

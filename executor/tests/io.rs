@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::pin::pin;
 use std::sync::Arc;
@@ -12,18 +12,9 @@ use std::time::Duration;
 
 use common::{each, pipe, read_fd, socket_pair, watchdog, write_fd};
 use futures_util::poll;
-use knote_executor::io::{AsyncFd, Interest, Ready};
+use knote_executor::io::{AsyncFd, Interest, Ready, Registration};
 use knote_executor::runtime::Builder;
 use knote_executor::time::{sleep, timeout};
-
-/// An fd number that is not (or no longer) open, wrapped without ownership.
-#[derive(Debug)]
-struct RawOnly(RawFd);
-impl AsRawFd for RawOnly {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
 
 #[test]
 #[cfg_attr(miri, ignore)]
@@ -311,19 +302,16 @@ fn pipe_write_end_sees_the_reader_close() {
 fn new_on_an_invalid_fd_fails() {
     each(|rt, _| {
         rt.block_on(rt.spawn(async {
-            // Far above anything this process opens.
-            let err = AsyncFd::new(RawOnly(999_999)).expect_err("not an open fd");
+            // Far above anything this process opens. (Only a raw `Registration` can name an fd
+            // that is not open; `AsyncFd` wants it owned or borrowed.)
+            // SAFETY: the number is not open, so no file is named; registering fails.
+            let err = unsafe { Registration::new(999_999, Interest::READABLE) }
+                .expect_err("not an open fd");
             assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
-            // An fd closed just now.
+            // An empty interest is refused, not registered as a wait that never ends.
             let (a, b) = socket_pair();
-            let n = a.as_raw_fd();
-            drop(a);
-            let err = AsyncFd::with_interest(RawOnly(n), Interest::READABLE);
-            // Another test's thread may have reopened the number meanwhile; only a closed
-            // fd must fail, with EBADF.
-            if let Err(err) = err {
-                assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
-            }
+            let err = AsyncFd::with_interest(a, Interest::empty()).expect_err("empty interest");
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
             drop(b);
             // The runtime is fine afterwards.
             let (a, _b) = socket_pair();
@@ -392,7 +380,8 @@ fn into_inner_deregisters() {
                 .unwrap();
             assert_eq!((n, byte[0]), (1, b's'));
             let mut fd = fd;
-            let _: &mut UnixStream = fd.get_mut();
+            // SAFETY: only borrowed, the stream (and its fd) stays in place.
+            let _: &mut UnixStream = unsafe { fd.get_mut() };
             drop(b);
         }))
         .unwrap();
@@ -410,9 +399,9 @@ fn reused_fd_number_gets_no_stale_readiness() {
         rt.block_on(rt.spawn(async {
             let (a1, mut b1) = socket_pair();
             let n = a1.as_raw_fd();
-            // Keep the number: the AsyncFd gets an unowned view of it.
+            // Keep the number: the AsyncFd borrows it.
             let keep: OwnedFd = a1.into();
-            let fd1 = AsyncFd::new(RawOnly(n)).unwrap();
+            let fd1 = AsyncFd::new(keep.as_fd()).unwrap();
             b1.write_all(b"old").unwrap();
             let g = fd1.readable().await.unwrap();
             assert!(g.ready().is_readable());
@@ -423,7 +412,7 @@ fn reused_fd_number_gets_no_stale_readiness() {
             let rc = unsafe { libc::dup2(a2.as_raw_fd(), n) };
             assert_eq!(rc, n);
             drop(a2);
-            let fd2 = AsyncFd::new(RawOnly(n)).unwrap();
+            let fd2 = AsyncFd::new(keep.as_fd()).unwrap();
             // The old socket's data and readiness are gone with it.
             sleep(Duration::from_millis(5)).await;
             assert!(

@@ -13,6 +13,7 @@
 //! threads), it flushes the list itself, because the driving thread may be asleep.
 
 pub(crate) mod slots;
+mod waiters;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use knote_reactor::{note, Filter, Flags, Kevent, Kqueue};
 
 use slots::Slots;
-pub(crate) use slots::{ready, Slot, Snapshot, Token};
+pub(crate) use slots::{ready, Direction, Slot, Snapshot, Token, WaitKey};
 
 use crate::runtime::context;
 
@@ -338,10 +339,7 @@ impl Driver {
             if ev.filter() == Filter::TIMER || ev.data() == i64::from(libc::ENOENT) {
                 return;
             }
-            if slot.set_ready(generation, ready::ERROR | ready::READABLE | ready::WRITABLE) {
-                slot.reader.wake();
-                slot.writer.wake();
-            }
+            slot.notify(generation, ready::ERROR | ready::READABLE | ready::WRITABLE);
             return;
         }
         let filter = ev.filter();
@@ -350,36 +348,22 @@ impl Driver {
             if ev.is_eof() {
                 bits |= ready::READ_CLOSED;
             }
-            if slot.set_ready(generation, bits) {
-                slot.reader.wake();
-            }
+            slot.notify(generation, bits);
         } else if filter == Filter::WRITE {
             let mut bits = ready::WRITABLE;
             if ev.is_eof() {
                 bits |= ready::WRITE_CLOSED;
             }
-            if slot.set_ready(generation, bits) {
-                slot.writer.wake();
-            }
+            slot.notify(generation, bits);
         } else if filter == Filter::TIMER {
             if slot.set_ready(generation, ready::TIMER) {
                 slot.reader.wake();
             }
         } else {
-            // Data first, so a woken reader that sees EVENT also sees what came with it. A
-            // signal's `data` counts deliveries since the last event: those add up until
-            // the reader takes them; other filters report a state (an exit status, a user
-            // value): the latest wins.
-            if filter == Filter::SIGNAL {
-                slot.data.fetch_add(ev.data(), Ordering::AcqRel);
-            } else {
-                slot.data.store(ev.data(), Ordering::Release);
-            }
-            slot.fflags
-                .fetch_or(u64::from(ev.fflags()), Ordering::AcqRel);
-            if slot.set_ready(generation, ready::EVENT) {
-                slot.reader.wake();
-            }
+            // The payload is written only if the generation still matches, in one step with
+            // setting EVENT (see `Slot::notify_event`): a stale event's count never lands in
+            // the slot's next owner.
+            slot.notify_event(generation, ev.data(), ev.fflags(), filter == Filter::SIGNAL);
         }
     }
 }
@@ -387,5 +371,95 @@ impl Driver {
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver").field("kq", &self.kq).finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// An event as a wait returns it: no flags but those the kernel sets.
+    fn event(
+        ident: usize,
+        filter: Filter,
+        flags: Flags,
+        fflags: u32,
+        data: i64,
+        token: Token,
+    ) -> Kevent {
+        Kevent::new(ident, filter, flags, fflags, data, token.udata())
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_stale_event_touches_nothing_of_the_slots_next_owner() {
+        // An event collected for a registration that was dropped before it was dispatched
+        // (another thread's event list, or later in this one) meets the slot's next owner.
+        let driver = Driver::new().unwrap();
+        let (old, _) = driver.alloc();
+        driver.release(old);
+        let (new, slot) = driver.alloc();
+        assert_eq!(
+            old.index(),
+            new.index(),
+            "the free list hands the index out again"
+        );
+        assert_ne!(old.generation(), new.generation());
+        let stale = [
+            event(
+                libc::SIGUSR1 as usize,
+                Filter::SIGNAL,
+                Flags::CLEAR,
+                0,
+                7,
+                old,
+            ),
+            event(9, Filter::USER, Flags::CLEAR, 0x5, 42, old),
+            event(3, Filter::READ, Flags::CLEAR | Flags::EOF, 0, 100, old),
+            event(3, Filter::WRITE, Flags::CLEAR, 0, 100, old),
+            event(
+                3,
+                Filter::READ,
+                Flags::ERROR,
+                0,
+                i64::from(libc::EBADF),
+                old,
+            ),
+        ];
+        for ev in &stale {
+            driver.dispatch(ev);
+        }
+        assert_eq!(slot.snapshot(new.generation()).bits, 0, "stale readiness");
+        assert_eq!(
+            slot.take_event(true),
+            (0, 0),
+            "a stale event's payload landed"
+        );
+        // The same events with the live token do land.
+        driver.dispatch(&event(
+            libc::SIGUSR1 as usize,
+            Filter::SIGNAL,
+            Flags::CLEAR,
+            0,
+            2,
+            new,
+        ));
+        driver.dispatch(&event(
+            libc::SIGUSR1 as usize,
+            Filter::SIGNAL,
+            Flags::CLEAR,
+            0,
+            3,
+            new,
+        ));
+        assert_eq!(slot.snapshot(new.generation()).bits, ready::EVENT);
+        assert_eq!(
+            slot.take_event(true),
+            (5, 0),
+            "signal deliveries add up until taken"
+        );
+        driver.dispatch(&event(9, Filter::USER, Flags::CLEAR, 0x5, 42, new));
+        assert_eq!(slot.take_event(false), (42, 0x5));
+        driver.release(new);
     }
 }

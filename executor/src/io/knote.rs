@@ -2,13 +2,12 @@
 //! event source.
 
 use std::io;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use knote_reactor::{Filter, Kevent};
 
-use crate::driver::{ready as bits, Driver, Slot, Token};
+use crate::driver::{ready as bits, Direction, Driver, Slot, Token};
 use crate::runtime::Handle;
 use crate::task::coop;
 
@@ -74,23 +73,14 @@ impl KnoteRegistration {
         let slot = self.slot();
         let signal = self.change.filter() == Filter::SIGNAL;
         loop {
-            let mut seen = slot.snapshot(generation);
-            if seen.bits & bits::EVENT == 0 {
-                slot.reader.register(cx.waker());
-                seen = slot.snapshot(generation);
-                if seen.bits & bits::EVENT == 0 {
-                    return Poll::Pending;
-                }
-            }
-            // Clear first, then take: an event landing in between sets the bit again (and its
-            // data is either taken now or waits for the next poll), so none is lost.
-            slot.clear(generation, seen, bits::EVENT);
-            let fflags = slot.fflags.swap(0, Ordering::AcqRel) as u32;
-            let data = if signal {
-                slot.data.swap(0, Ordering::AcqRel)
-            } else {
-                slot.data.load(Ordering::Acquire)
+            let Some(seen) = slot.poll_ready(generation, Direction::Read, bits::EVENT, cx.waker())
+            else {
+                return Poll::Pending;
             };
+            // Clear first, then take: an event landing in between sets the bit again (and its
+            // payload is either taken now or waits for the next poll), so none is lost.
+            slot.clear(generation, seen, bits::EVENT);
+            let (data, fflags) = slot.take_event(signal);
             if signal && data == 0 {
                 // The deliveries this bit announced were taken by the previous poll.
                 continue;

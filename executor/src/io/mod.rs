@@ -8,4 +8,4 @@ mod registration;
 
 pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
 pub use knote::{Fired, KnoteRegistration};
-pub use registration::{Interest, Ready, ReadyEvent, Registration};
+pub use registration::{Interest, Readiness, Ready, ReadyEvent, Registration};

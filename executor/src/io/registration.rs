@@ -1,99 +1,124 @@
 //! `Registration`: an fd's readiness knotes, and the wake-up protocol around them.
+//!
+//! Readiness is edge-triggered (EV_CLEAR): the slot remembers an edge until the wait that saw
+//! it learns, from an operation that would block, that it is gone; clearing is conditional on
+//! no newer edge (the slot's tick), so none is lost. Any number of tasks may wait in each
+//! direction with [`readable`](Registration::readable) / [`writable`](Registration::writable)
+//! / [`async_io`](Registration::async_io): every waiter is woken by an event. The
+//! `poll_*_ready` functions keep one waker per direction (tokio's semantics: the last caller's
+//! waker is kept), which is what a `poll_read`-style implementation wants.
 
+use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use crate::driver::{ready as bits, Driver, Slot, Snapshot, Token};
+use crate::driver::{ready as bits, Direction, Driver, Slot, Snapshot, Token, WaitKey};
 use crate::runtime::Handle;
 use crate::task::coop;
 
-/// Which readiness a registration follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Interest(u8);
+bitflags::bitflags! {
+    /// Which readiness a registration follows (or which one an operation waits for).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Interest: u8 {
+        /// EVFILT_READ: the fd is readable (or at EOF, or has a pending connection).
+        const READABLE = 1;
+        /// EVFILT_WRITE: the fd is writable.
+        const WRITABLE = 2;
+    }
+}
 
 impl Interest {
-    /// EVFILT_READ: the fd is readable (or at EOF, or has a pending connection).
-    pub const READABLE: Interest = Interest(1);
-    /// EVFILT_WRITE: the fd is writable.
-    pub const WRITABLE: Interest = Interest(2);
-
     /// Both of `self` and `other`.
     pub const fn add(self, other: Interest) -> Interest {
-        Interest(self.0 | other.0)
+        self.union(other)
     }
 
     /// Whether reads are followed.
     pub const fn is_readable(self) -> bool {
-        self.0 & 1 != 0
+        self.contains(Interest::READABLE)
     }
 
     /// Whether writes are followed.
     pub const fn is_writable(self) -> bool {
-        self.0 & 2 != 0
+        self.contains(Interest::WRITABLE)
+    }
+
+    /// The direction an operation with this interest waits in: reads unless only writes.
+    fn direction(self) -> Direction {
+        if self.is_writable() && !self.is_readable() {
+            Direction::Write
+        } else {
+            Direction::Read
+        }
     }
 }
 
-impl std::ops::BitOr for Interest {
-    type Output = Interest;
-    fn bitor(self, other: Interest) -> Interest {
-        self.add(other)
+bitflags::bitflags! {
+    /// The readiness an event reported, as a set.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Ready: u16 {
+        /// Readable.
+        const READABLE = bits::READABLE;
+        /// Writable.
+        const WRITABLE = bits::WRITABLE;
+        /// The read side reached EOF (EV_EOF on EVFILT_READ).
+        const READ_CLOSED = bits::READ_CLOSED;
+        /// The write side is closed (EV_EOF on EVFILT_WRITE).
+        const WRITE_CLOSED = bits::WRITE_CLOSED;
+        /// The kqueue reported an error for the fd (the next operation will say which).
+        const ERROR = bits::ERROR;
     }
 }
-
-/// The readiness an event reported, as a set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ready(u16);
 
 impl Ready {
     /// Nothing.
-    pub const EMPTY: Ready = Ready(0);
-    /// Readable.
-    pub const READABLE: Ready = Ready(bits::READABLE);
-    /// Writable.
-    pub const WRITABLE: Ready = Ready(bits::WRITABLE);
-    /// The read side reached EOF (EV_EOF on EVFILT_READ).
-    pub const READ_CLOSED: Ready = Ready(bits::READ_CLOSED);
-    /// The write side is closed (EV_EOF on EVFILT_WRITE).
-    pub const WRITE_CLOSED: Ready = Ready(bits::WRITE_CLOSED);
-    /// The kqueue reported an error for the fd (the next operation will say which).
-    pub const ERROR: Ready = Ready(bits::ERROR);
+    pub const EMPTY: Ready = Ready::empty();
 
     /// Whether readable (or read-closed, or in error: a read will not block).
-    pub fn is_readable(self) -> bool {
-        self.0 & (bits::READABLE | bits::READ_CLOSED | bits::ERROR) != 0
+    pub const fn is_readable(self) -> bool {
+        self.intersects(
+            Ready::READABLE
+                .union(Ready::READ_CLOSED)
+                .union(Ready::ERROR),
+        )
     }
 
     /// Whether writable (or write-closed, or in error: a write will not block).
-    pub fn is_writable(self) -> bool {
-        self.0 & (bits::WRITABLE | bits::WRITE_CLOSED | bits::ERROR) != 0
+    pub const fn is_writable(self) -> bool {
+        self.intersects(
+            Ready::WRITABLE
+                .union(Ready::WRITE_CLOSED)
+                .union(Ready::ERROR),
+        )
     }
 
     /// Whether the read side reached EOF.
-    pub fn is_read_closed(self) -> bool {
-        self.0 & bits::READ_CLOSED != 0
+    pub const fn is_read_closed(self) -> bool {
+        self.contains(Ready::READ_CLOSED)
     }
 
     /// Whether the write side is closed.
-    pub fn is_write_closed(self) -> bool {
-        self.0 & bits::WRITE_CLOSED != 0
+    pub const fn is_write_closed(self) -> bool {
+        self.contains(Ready::WRITE_CLOSED)
     }
 
     /// Whether an error was reported.
-    pub fn is_error(self) -> bool {
-        self.0 & bits::ERROR != 0
+    pub const fn is_error(self) -> bool {
+        self.contains(Ready::ERROR)
     }
 }
 
-/// The readiness seen by a `poll_*_ready`, to hand back to
+/// The readiness seen by a wait, to hand back to
 /// [`clear_readiness`](Registration::clear_readiness) when the operation it allowed would
 /// block.
 #[derive(Clone, Copy, Debug)]
 pub struct ReadyEvent {
     ready: Ready,
     snapshot: Snapshot,
-    write: bool,
+    direction: Direction,
 }
 
 impl ReadyEvent {
@@ -101,23 +126,38 @@ impl ReadyEvent {
     pub fn ready(&self) -> Ready {
         self.ready
     }
+
+    fn new(snapshot: Snapshot, direction: Direction) -> ReadyEvent {
+        ReadyEvent {
+            ready: Ready::from_bits_truncate(snapshot.bits & direction.side()),
+            snapshot,
+            direction,
+        }
+    }
 }
 
-/// An fd registered with the current runtime's kqueue: EVFILT_READ and EVFILT_WRITE, both
-/// EV_CLEAR, added in one change list.
+/// An fd registered with a runtime's kqueue: EVFILT_READ and/or EVFILT_WRITE, both EV_CLEAR,
+/// added in one change list.
 ///
 /// The protocol, for the network types built on it: wait with
-/// [`poll_read_ready`](Registration::poll_read_ready) (or [`readable`](Registration::readable)),
+/// [`readable`](Registration::readable) (or [`poll_read_ready`](Registration::poll_read_ready)),
 /// try the operation, and if it fails with `WouldBlock` call
 /// [`clear_readiness`](Registration::clear_readiness) with the event the wait returned, then
-/// wait again. Clearing is conditional on no event having arrived since that wait, so an edge
-/// that lands between the failed operation and the clear is never lost. One task at a time may
-/// wait per direction (the reader and the writer may be different tasks); a second waiter in
-/// the same direction replaces the first.
+/// wait again ([`async_io`](Registration::async_io) is that loop). Clearing is conditional on
+/// no event having arrived since that wait, so an edge that lands between the failed operation
+/// and the clear is never lost.
 ///
-/// Dropping the registration deletes its knotes (do that before closing the fd; `AsyncFd`
-/// does it for you). Events still in flight for it are ignored: their `udata` carries the
-/// registration's generation, which no longer matches.
+/// Any number of tasks may wait in each direction through `readable`, `writable` and
+/// `async_io` (a socket shared by `&` across tasks, several readers of one datagram socket, a
+/// reader and a writer at once): an event wakes them all, and those whose operation then
+/// would block clear and wait again. `poll_read_ready` / `poll_write_ready` / `poll_io` keep
+/// one waker per direction instead: the last caller's.
+///
+/// The registration does not own its fd: it deletes its knotes when dropped, by fd number,
+/// which is why [`new`](Registration::new) is `unsafe` (the number must still be the same
+/// file then). [`AsyncFd`](super::AsyncFd) is the safe form, owning the fd. Events still in
+/// flight for a dropped registration are ignored: their `udata` carries the registration's
+/// generation, which no longer matches.
 pub struct Registration {
     driver: Arc<Driver>,
     token: Token,
@@ -125,18 +165,70 @@ pub struct Registration {
     interest: Interest,
 }
 
+fn not_followed(direction: Direction) -> io::Error {
+    let what = match direction {
+        Direction::Read => "readability: the registration does not follow Interest::READABLE",
+        Direction::Write => "writability: the registration does not follow Interest::WRITABLE",
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("knote: waiting for {what}"),
+    )
+}
+
 impl Registration {
     /// Registers `fd` with the current runtime.
     ///
-    /// Fails with the kqueue's error (`EBADF` for a closed fd), or if there is no runtime
-    /// (`ErrorKind::Other` naming the problem).
-    pub fn new(fd: RawFd, interest: Interest) -> io::Result<Registration> {
+    /// Fails with the kqueue's error (`EBADF` for a closed fd), with `InvalidInput` for an
+    /// empty interest, or if there is no runtime (`ErrorKind::Other` naming the problem).
+    ///
+    /// # Safety
+    ///
+    /// `fd` must be open, and must stay open and name the same file until the registration is
+    /// dropped: its drop deletes the knotes of that fd *number* from the kqueue, and if the
+    /// number had been closed and reused meanwhile, those would be the new owner's knotes.
+    /// (The same contract as tokio's `AsyncFd::register`; [`AsyncFd`](super::AsyncFd) meets
+    /// it by owning the fd.)
+    ///
+    /// A raw number cannot be registered without `unsafe`:
+    ///
+    /// ```compile_fail
+    /// # fn f(fd: std::os::fd::RawFd) {
+    /// use knote_executor::io::{Interest, Registration};
+    /// let _ = Registration::new(fd, Interest::READABLE);
+    /// # }
+    /// ```
+    ///
+    /// nor wrapped in an `AsyncFd` (which wants the fd owned or borrowed, `AsFd`):
+    ///
+    /// ```compile_fail
+    /// # fn f(fd: std::os::fd::RawFd) {
+    /// let _ = knote_executor::io::AsyncFd::new(fd);
+    /// # }
+    /// ```
+    pub unsafe fn new(fd: RawFd, interest: Interest) -> io::Result<Registration> {
         let handle = Handle::try_current().map_err(io::Error::other)?;
-        Registration::with_handle(fd, interest, &handle)
+        // SAFETY: the caller's contract, passed on.
+        unsafe { Registration::with_handle(fd, interest, &handle) }
     }
 
     /// Registers `fd` with the runtime of `handle`.
-    pub fn with_handle(fd: RawFd, interest: Interest, handle: &Handle) -> io::Result<Registration> {
+    ///
+    /// # Safety
+    ///
+    /// As for [`new`](Registration::new): `fd` stays open and names the same file until the
+    /// registration is dropped.
+    pub unsafe fn with_handle(
+        fd: RawFd,
+        interest: Interest,
+        handle: &Handle,
+    ) -> io::Result<Registration> {
+        if interest.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "knote: a registration must follow READABLE, WRITABLE or both",
+            ));
+        }
         let driver = handle.driver();
         let token = driver.register_fd(fd, interest.is_readable(), interest.is_writable())?;
         Ok(Registration {
@@ -161,75 +253,78 @@ impl Registration {
         self.interest
     }
 
-    fn poll_ready(&self, cx: &mut Context<'_>, write: bool) -> Poll<io::Result<ReadyEvent>> {
-        ready!(coop::poll_proceed(cx));
-        let (side, waker) = if write {
-            (bits::WRITE_SIDE, &self.slot().writer)
-        } else {
-            (bits::READ_SIDE, &self.slot().reader)
-        };
-        let generation = self.token.generation();
-        let mut snapshot = self.slot().snapshot(generation);
-        if snapshot.bits & side == 0 {
-            // Register first, then look again: an event that arrives in between either sees
-            // our waker or is seen by the second look.
-            waker.register(cx.waker());
-            snapshot = self.slot().snapshot(generation);
-            if snapshot.bits & side == 0 {
-                return Poll::Pending;
-            }
+    fn follows(&self, direction: Direction) -> bool {
+        match direction {
+            Direction::Read => self.interest.is_readable(),
+            Direction::Write => self.interest.is_writable(),
         }
+    }
+
+    fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+    ) -> Poll<io::Result<ReadyEvent>> {
+        if !self.follows(direction) {
+            return Poll::Ready(Err(not_followed(direction)));
+        }
+        ready!(coop::poll_proceed(cx));
+        let generation = self.token.generation();
+        let Some(snapshot) =
+            self.slot()
+                .poll_ready(generation, direction, direction.side(), cx.waker())
+        else {
+            return Poll::Pending;
+        };
         coop::spend();
-        Poll::Ready(Ok(ReadyEvent {
-            ready: Ready(snapshot.bits & side),
-            snapshot,
-            write,
-        }))
+        Poll::Ready(Ok(ReadyEvent::new(snapshot, direction)))
     }
 
-    /// Waits for readability.
+    /// Waits for readability, with the one waker slot of the read direction (a second task
+    /// polling it replaces the first's waker; several waiters use
+    /// [`readable`](Registration::readable)).
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<ReadyEvent>> {
-        self.poll_ready(cx, false)
+        self.poll_ready(cx, Direction::Read)
     }
 
-    /// Waits for writability.
+    /// Waits for writability, with the one waker slot of the write direction.
     pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<ReadyEvent>> {
-        self.poll_ready(cx, true)
+        self.poll_ready(cx, Direction::Write)
     }
 
-    /// Waits for readability.
-    pub async fn readable(&self) -> io::Result<ReadyEvent> {
-        std::future::poll_fn(|cx| self.poll_read_ready(cx)).await
+    /// Waits for readability; every task waiting so is woken by the next read event.
+    pub fn readable(&self) -> Readiness<'_> {
+        Readiness::new(self, Direction::Read)
     }
 
-    /// Waits for writability.
-    pub async fn writable(&self) -> io::Result<ReadyEvent> {
-        std::future::poll_fn(|cx| self.poll_write_ready(cx)).await
+    /// Waits for writability; every task waiting so is woken by the next write event.
+    pub fn writable(&self) -> Readiness<'_> {
+        Readiness::new(self, Direction::Write)
     }
 
     /// Forgets the readiness `event` reported (the operation it allowed returned
     /// `WouldBlock`), unless a newer event arrived since. EOF and error stay: they are final.
     pub fn clear_readiness(&self, event: ReadyEvent) {
-        let bit = if event.write {
-            bits::WRITABLE
-        } else {
-            bits::READABLE
+        let bit = match event.direction {
+            Direction::Read => bits::READABLE,
+            Direction::Write => bits::WRITABLE,
         };
         self.slot()
             .clear(self.token.generation(), event.snapshot, bit);
     }
 
-    /// Runs `op` when ready in the given direction, clearing readiness and waiting again each
-    /// time it returns `WouldBlock`.
+    /// Runs `op` when ready in the direction of `interest` (reads, unless it is only
+    /// writes), clearing readiness and waiting again each time it returns `WouldBlock`. Waits
+    /// with the one waker slot of that direction, as `poll_read_ready` does.
     pub fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,
         interest: Interest,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        let write = interest.is_writable() && !interest.is_readable();
+        let direction = interest.direction();
         loop {
-            let event = ready!(self.poll_ready(cx, write))?;
+            let event = ready!(self.poll_ready(cx, direction))?;
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(event),
                 result => return Poll::Ready(result),
@@ -237,13 +332,23 @@ impl Registration {
         }
     }
 
-    /// The async form of [`poll_io`](Registration::poll_io).
+    /// Runs `op` when ready in the direction of `interest` (reads, unless it is only writes),
+    /// clearing readiness and waiting again each time it returns `WouldBlock`. Any number of
+    /// tasks may do this at once (each is woken by an event; those whose `op` then would
+    /// block wait again).
     pub async fn async_io<R>(
         &self,
         interest: Interest,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
-        std::future::poll_fn(|cx| self.poll_io(cx, interest, &mut op)).await
+        let direction = interest.direction();
+        loop {
+            let event = Readiness::new(self, direction).await?;
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(event),
+                result => return result,
+            }
+        }
     }
 }
 
@@ -263,6 +368,69 @@ impl std::fmt::Debug for Registration {
         f.debug_struct("Registration")
             .field("fd", &self.fd)
             .field("interest", &self.interest)
+            .finish()
+    }
+}
+
+/// The future of [`Registration::readable`] and [`Registration::writable`]: one waiter in the
+/// registration's list from its first pending poll until it completes or is dropped (dropping
+/// it removes its waker, so a cancelled wait leaves nothing behind).
+#[must_use = "futures do nothing unless polled"]
+pub struct Readiness<'a> {
+    registration: &'a Registration,
+    direction: Direction,
+    /// Its entry in the slot's waiter list, while it has one.
+    key: Option<WaitKey>,
+}
+
+impl<'a> Readiness<'a> {
+    fn new(registration: &'a Registration, direction: Direction) -> Readiness<'a> {
+        Readiness {
+            registration,
+            direction,
+            key: None,
+        }
+    }
+}
+
+impl Future for Readiness<'_> {
+    type Output = io::Result<ReadyEvent>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let registration = this.registration;
+        if !registration.follows(this.direction) {
+            return Poll::Ready(Err(not_followed(this.direction)));
+        }
+        ready!(coop::poll_proceed(cx));
+        let generation = registration.token.generation();
+        let Some(snapshot) =
+            registration
+                .slot()
+                .poll_waiter(generation, this.direction, &mut this.key, cx.waker())
+        else {
+            return Poll::Pending;
+        };
+        coop::spend();
+        Poll::Ready(Ok(ReadyEvent::new(snapshot, this.direction)))
+    }
+}
+
+impl Drop for Readiness<'_> {
+    fn drop(&mut self) {
+        if self.key.is_some() {
+            self.registration
+                .slot()
+                .remove_waiter(self.direction, &mut self.key);
+        }
+    }
+}
+
+impl std::fmt::Debug for Readiness<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("direction", &self.direction)
+            .field("waiting", &self.key.is_some())
             .finish()
     }
 }
