@@ -1,6 +1,6 @@
 //! The slot arena: where an event's `udata` leads.
 //!
-//! Every I/O registration and every armed timer owns one [`Slot`] for as long as it lives. The
+//! Every registration (fd readiness, signal, process, ...) owns one [`Slot`] for as long as it lives. The
 //! `udata` of its knotes is a [`Token`]: the slot's index in the low 32 bits and the slot's
 //! *generation* in the high 32 bits. Turning an event into a wake-up is an index into a page
 //! (two shifts and a load, no hashing, no lock) and one compare-and-swap that succeeds only if
@@ -34,8 +34,6 @@ pub(crate) mod ready {
     pub(crate) const WRITE_CLOSED: u16 = 8;
     /// An EV_ERROR entry named this registration.
     pub(crate) const ERROR: u16 = 16;
-    /// The slot's EVFILT_TIMER knote fired.
-    pub(crate) const TIMER: u16 = 32;
     /// Any other filter (USER, SIGNAL, PROC, VNODE) fired.
     pub(crate) const EVENT: u16 = 64;
 

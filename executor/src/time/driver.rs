@@ -1,0 +1,481 @@
+//! The time driver: every timer of one driver (kqueue) in a user-space heap, driven by the
+//! wait's timeout, with one EVFILT_TIMER knote per driver armed for the earliest deadline.
+//!
+//! Why not a knote per timer (what this replaced): FreeBSD caps timer knotes system-wide
+//! (`kern.kq_calloutmax`, 4096 by default), OpenBSD and DragonFly take milliseconds only, and
+//! each knote costs kernel memory and a change per arm and per cancel. Here the number of
+//! timers is limited by memory alone, and the kernel sees one timer per driver.
+//!
+//! Why a heap and not a hierarchical wheel (tokio's): the wheel's first level is its
+//! resolution (1 ms in tokio), and knote keeps nanosecond deadlines: a sleep of 100 µs is
+//! measured to wake 37 µs late at the median where tokio's wakes 1 ms late. A wheel with a
+//! nanosecond first level would need far more levels or slots. The heap orders exact
+//! deadlines; its costs, measured (`benches/timer_lateness.rs`, `rt_current_thread`
+//! `sleep_1m`/`sleep_drop_100k`), are within the targets: sleeps of one length are inserted in
+//! deadline order (a push sifts no further than one comparison), and a cancel costs no heap
+//! operation at all (below).
+//!
+//! Protocol (each `Entry` is shared by its `Sleep` and the driver):
+//! - **Insert / reset / re-arm** (any thread, no lock): the new deadline is stored in the
+//!   entry, which is pushed (once: the `QUEUED` bit) on a lock-free intrusive stack. If the
+//!   driver waits for a later instant than the new deadline (`next_wake`), the caller wakes it
+//!   (the driver's EVFILT_USER trigger). A reset to a later deadline of an entry in the heap
+//!   queues nothing: the heap finds the new deadline when the old one comes up.
+//! - **Cancel** (`Sleep` dropped, any thread, no lock): sets `CANCELLED` and drops the waker (so
+//!   a cancelled timer holds no task, and no task the runtime, alive); the heap drops its
+//!   reference when the entry comes up, or when cancelled items outnumber live ones (a
+//!   compaction, O(n), amortised O(1) per cancel).
+//! - **Turn** (the thread that drives the kqueue, under the heap's lock): before waiting,
+//!   take the stack into the heap, compute the timeout from the earliest deadline and re-arm
+//!   the knote if that deadline is earlier than the one it is armed for (the change rides
+//!   along with the wait's `kevent`); publish `next_wake`, then look at the stack once more
+//!   (a Dekker pair with inserters: SeqCst on both sides); after waiting, fire what is due in
+//!   deadline order (wake their tasks).
+
+use std::io;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use knote_reactor::{Flags, Kevent, TimerUnit};
+
+use super::clock::Clock;
+use crate::loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
+use crate::loom::sync::{Arc, Mutex};
+
+/// The driver's one timer knote: its ident (timer idents are a namespace of their own) and
+/// `udata` (never a valid slot token, nor the wake-up knote's `usize::MAX`).
+pub(crate) const KNOTE_IDENT: usize = 0;
+pub(crate) const KNOTE_UDATA: usize = usize::MAX - 1;
+
+/// The knote is never armed further ahead than this (a far deadline re-arms when it fires):
+/// kernels bound a timer's period, and a day is within every bound.
+const KNOTE_MAX_NS: u64 = 86_400 * 1_000_000_000;
+
+/// `Entry::state` bits.
+/// On the insertion stack.
+const QUEUED: u32 = 1;
+/// Has a live item in the heap (set and cleared by the heap's owner only).
+const HEAPED: u32 = 2;
+/// Its deadline came: popped from the heap and its waker woken.
+const FIRED: u32 = 4;
+/// Its `Sleep` is gone.
+const CANCELLED: u32 = 8;
+
+/// One timer: what a `Sleep` and the driver share.
+pub(crate) struct Entry {
+    /// The deadline the `Sleep` wants (ns on the clock's scale).
+    deadline: AtomicU64,
+    /// The deadline of its live heap item (owner only, under the heap's lock).
+    heap_deadline: AtomicU64,
+    state: AtomicU32,
+    /// The next entry on the insertion stack.
+    next: AtomicPtr<Entry>,
+    pub(crate) waker: AtomicWaker,
+}
+
+impl Entry {
+    pub(crate) fn new(deadline: u64) -> Arc<Entry> {
+        Arc::new(Entry {
+            deadline: AtomicU64::new(deadline),
+            heap_deadline: AtomicU64::new(0),
+            state: AtomicU32::new(0),
+            next: AtomicPtr::new(std::ptr::null_mut()),
+            waker: AtomicWaker::new(),
+        })
+    }
+
+    /// Whether the driver fired it (and it has not been re-armed since).
+    pub(crate) fn fired(&self) -> bool {
+        self.state.load(Acquire) & FIRED != 0
+    }
+}
+
+/// A heap item: a deadline and the entry it was pushed for (stale once the entry's
+/// `heap_deadline` moved on or it was cancelled).
+struct Item {
+    deadline: u64,
+    entry: Arc<Entry>,
+}
+
+impl PartialEq for Item {
+    fn eq(&self, other: &Item) -> bool {
+        self.deadline == other.deadline
+    }
+}
+impl Eq for Item {}
+impl PartialOrd for Item {
+    fn partial_cmp(&self, other: &Item) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Item {
+    // Reversed: `BinaryHeap` is a max-heap, the earliest deadline must be on top.
+    fn cmp(&self, other: &Item) -> std::cmp::Ordering {
+        other.deadline.cmp(&self.deadline)
+    }
+}
+
+impl Item {
+    fn is_live(&self) -> bool {
+        let s = self.entry.state.load(Acquire);
+        s & CANCELLED == 0
+            && s & HEAPED != 0
+            && self.entry.heap_deadline.load(Relaxed) == self.deadline
+    }
+}
+
+struct Heap {
+    items: std::collections::BinaryHeap<Item>,
+    /// The deadline the knote is armed for, if it is armed.
+    armed: Option<u64>,
+}
+
+/// What [`Timers::before_wait`] decided.
+pub(crate) struct Wait {
+    /// The wait's timeout: the caller's, shortened to the earliest deadline.
+    pub(crate) timeout: Option<Duration>,
+    /// The knote change to submit with the wait, if the knote must be (re-)armed.
+    pub(crate) arm: Option<Kevent>,
+    /// A paused clock may jump to this deadline if the wait finds nothing.
+    auto_advance: Option<u64>,
+    /// `next_wake` was published (the wait may sleep): reset it afterwards.
+    published: bool,
+}
+
+/// `next_wake` while the driving thread is awake: it will look at the stack before it
+/// sleeps, nobody needs to wake it.
+const AWAKE: u64 = 0;
+/// `next_wake` when no timer bounds the wait.
+const NEVER: u64 = u64::MAX;
+
+/// One driver's timers. See the module docs.
+pub(crate) struct Timers {
+    /// The insertion stack (entries hold one reference each while on it).
+    queue: AtomicPtr<Entry>,
+    /// When the driving thread will next look at its timers unless woken: `AWAKE`, a deadline,
+    /// or `NEVER`.
+    next_wake: AtomicU64,
+    heap: Mutex<Heap>,
+    /// Items in the heap (a snapshot, for `has_timers`).
+    len: AtomicUsize,
+    /// Entries cancelled while in the heap since the last compaction.
+    cancelled: AtomicUsize,
+    clock: Clock,
+    /// Why the knote could not be armed, once it could not.
+    failed: OnceLock<String>,
+    /// Test hook: the next arm asks for a negative period, which the kqueue refuses.
+    fail_next_arm: AtomicBool,
+    /// Timer knotes this driver holds in its kqueue (0 or 1), counted where they are added and
+    /// where they fire or are refused: the tests' view of the kernel side.
+    knotes: AtomicUsize,
+}
+
+impl Timers {
+    pub(crate) fn new() -> Timers {
+        Timers {
+            queue: AtomicPtr::new(std::ptr::null_mut()),
+            next_wake: AtomicU64::new(AWAKE),
+            heap: Mutex::new(Heap {
+                items: std::collections::BinaryHeap::new(),
+                armed: None,
+            }),
+            len: AtomicUsize::new(0),
+            cancelled: AtomicUsize::new(0),
+            clock: Clock::new(),
+            failed: OnceLock::new(),
+            fail_next_arm: AtomicBool::new(false),
+            knotes: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Whether any timer may be waiting (in the heap or on its way there).
+    pub(crate) fn has_timers(&self) -> bool {
+        self.len.load(Relaxed) > 0 || self.has_queued()
+    }
+
+    /// Whether entries wait on the stack.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.queue.load(Acquire).is_null()
+    }
+
+    /// Why the knote could not be armed, if it could not.
+    pub(crate) fn failure(&self) -> Option<&str> {
+        self.failed.get().map(String::as_str)
+    }
+
+    /// Arms (first poll) or re-arms (reset, or fired early) `entry` for `deadline`. Returns
+    /// whether the caller must wake the driving thread (it waits past `deadline`).
+    pub(crate) fn arm(&self, entry: &Arc<Entry>, deadline: u64) -> bool {
+        let old = entry.deadline.swap(deadline, AcqRel);
+        let prev = entry.state.fetch_and(!FIRED, AcqRel);
+        // An entry in the heap whose deadline only moves later needs nothing: the heap finds
+        // the new deadline when the old one comes up.
+        if prev & HEAPED != 0 && prev & FIRED == 0 && deadline >= old {
+            return false;
+        }
+        self.enqueue(entry, deadline)
+    }
+
+    fn enqueue(&self, entry: &Arc<Entry>, deadline: u64) -> bool {
+        if entry.state.fetch_or(QUEUED, AcqRel) & QUEUED == 0 {
+            let ptr = Arc::into_raw(Arc::clone(entry)).cast_mut();
+            let mut head = self.queue.load(Relaxed);
+            loop {
+                entry.next.store(head, Relaxed);
+                match self.queue.compare_exchange_weak(head, ptr, SeqCst, Relaxed) {
+                    Ok(_) => break,
+                    Err(h) => head = h,
+                }
+            }
+        } else {
+            // Already queued: the driver will read the deadline when it takes it. The SeqCst
+            // fence pairs with the driver's, as the push's SeqCst exchange does.
+            crate::loom::sync::atomic::fence(SeqCst);
+        }
+        deadline < self.next_wake.load(SeqCst)
+    }
+
+    /// A `Sleep` is gone: its entry stays where it is until the heap meets it.
+    pub(crate) fn cancel(&self, entry: &Entry) {
+        let prev = entry.state.fetch_or(CANCELLED, AcqRel);
+        drop(entry.waker.take());
+        if prev & HEAPED != 0 {
+            self.cancelled.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Takes the insertion stack into the heap (under its lock).
+    fn drain(&self, heap: &mut Heap) {
+        let mut ptr = self.queue.swap(std::ptr::null_mut(), SeqCst);
+        while !ptr.is_null() {
+            // SAFETY: every pointer on the stack came from `Arc::into_raw` in `enqueue`, which
+            // put exactly one on it per reference it gave up; the swap above made this thread
+            // the only one to take them.
+            let entry = unsafe { Arc::from_raw(ptr) };
+            ptr = entry.next.load(Relaxed);
+            let prev = entry.state.fetch_and(!QUEUED, AcqRel);
+            if prev & CANCELLED != 0 {
+                continue;
+            }
+            let deadline = entry.deadline.load(Acquire);
+            if prev & HEAPED != 0 && entry.heap_deadline.load(Relaxed) <= deadline {
+                // Its item comes up no later than it should: the heap re-checks it then.
+                continue;
+            }
+            self.push(heap, entry, deadline);
+        }
+    }
+
+    fn push(&self, heap: &mut Heap, entry: Arc<Entry>, deadline: u64) {
+        entry.heap_deadline.store(deadline, Relaxed);
+        if entry.state.fetch_or(HEAPED, AcqRel) & CANCELLED != 0 {
+            // Cancelled meanwhile (and the canceller saw no HEAPED): keep it out.
+            entry.state.fetch_and(!HEAPED, AcqRel);
+            return;
+        }
+        heap.items.push(Item { deadline, entry });
+    }
+
+    /// Fires every entry due at `now`, in deadline order.
+    fn fire(&self, heap: &mut Heap, now: u64) {
+        while heap.items.peek().is_some_and(|top| top.deadline <= now) {
+            let Some(item) = heap.items.pop() else { break };
+            if !item.is_live() {
+                continue;
+            }
+            let entry = item.entry;
+            let deadline = entry.deadline.load(Acquire);
+            if deadline > now {
+                // Reset to later since it was pushed: it waits on.
+                self.push(heap, entry, deadline);
+                continue;
+            }
+            let _ = entry
+                .state
+                .fetch_update(AcqRel, Acquire, |s| Some((s & !HEAPED) | FIRED));
+            entry.waker.wake();
+        }
+    }
+
+    /// Drops cancelled and stale items once they outnumber live ones.
+    fn compact(&self, heap: &mut Heap) {
+        let cancelled = self.cancelled.load(Relaxed);
+        if cancelled > 64 && cancelled > heap.items.len() / 2 {
+            heap.items.retain(Item::is_live);
+            self.cancelled.store(0, Relaxed);
+        }
+    }
+
+    fn lock(&self) -> crate::loom::sync::MutexGuard<'_, Heap> {
+        self.heap.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Before a wait of up to `timeout`: takes in new timers and decides the real timeout and
+    /// whether the knote must be re-armed (submit `Wait::arm` with the wait).
+    pub(crate) fn before_wait(&self, timeout: Option<Duration>) -> Wait {
+        let mut heap = self.lock();
+        let sleeps = timeout != Some(Duration::ZERO);
+        let mut published = false;
+        let earliest = loop {
+            self.drain(&mut heap);
+            self.compact(&mut heap);
+            let earliest = heap.items.peek().map(|i| i.deadline);
+            if !sleeps || self.clock.is_paused() {
+                break earliest;
+            }
+            // Publish when we will look again, then check for inserts that did not see it.
+            self.next_wake.store(earliest.unwrap_or(NEVER), SeqCst);
+            published = true;
+            if self.queue.load(SeqCst).is_null() {
+                break earliest;
+            }
+        };
+        self.len.store(heap.items.len(), Relaxed);
+        let now = self.clock.now();
+        let mut wait = Wait {
+            timeout,
+            arm: None,
+            auto_advance: None,
+            published,
+        };
+        let Some(earliest) = earliest else {
+            return wait;
+        };
+        if self.clock.is_paused() {
+            // Never sleep on a paused clock with a timer pending: look for I/O, and jump to
+            // the deadline if there is none (tokio's auto-advance).
+            if sleeps {
+                wait.timeout = Some(Duration::ZERO);
+                wait.auto_advance = Some(earliest);
+            }
+            return wait;
+        }
+        let left = Duration::from_nanos(earliest.saturating_sub(now));
+        wait.timeout = Some(timeout.map_or(left, |t| t.min(left)));
+        wait.arm = self.knote_change(&mut heap, earliest, now);
+        wait
+    }
+
+    /// The change that re-arms the knote for `earliest`, if it is armed later (or not at all).
+    fn knote_change(&self, heap: &mut Heap, earliest: u64, now: u64) -> Option<Kevent> {
+        if heap.armed.is_some_and(|armed| armed <= earliest) || self.failed.get().is_some() {
+            return None;
+        }
+        let left = earliest.saturating_sub(now).clamp(1, KNOTE_MAX_NS);
+        heap.armed = Some(now + left);
+        // Counted when submitted (EV_ADD on the armed knote modifies it: still one); a
+        // refusal takes it back.
+        self.knotes.store(1, Relaxed);
+        let amount = if self.fail_next_arm.swap(false, Relaxed) {
+            -1
+        } else {
+            left as i64
+        };
+        Some(Kevent::timer(
+            KNOTE_IDENT,
+            Flags::ADD | Flags::ONESHOT,
+            TimerUnit::Nanos,
+            amount,
+            KNOTE_UDATA,
+        ))
+    }
+
+    /// The knote fired (it was one-shot: it is gone).
+    pub(crate) fn knote_fired(&self) {
+        self.lock().armed = None;
+        self.knotes.store(0, Relaxed);
+    }
+
+    /// The kqueue refused the knote: every timer of this driver fails (their `Sleep`s panic
+    /// with the cause when polled), never a silent hang.
+    pub(crate) fn knote_failed(&self, err: io::Error) {
+        let mut heap = self.lock();
+        heap.armed = None;
+        self.knotes.store(0, Relaxed);
+        let _ = self.failed.set(format!(
+            "knote: the kqueue refused this runtime's timer knote ({err}); its timers cannot fire"
+        ));
+        self.drain(&mut heap);
+        for item in heap.items.iter() {
+            item.entry.waker.wake();
+        }
+    }
+
+    /// After the wait: fires what is due (a paused clock first jumps to the next deadline if
+    /// the wait found nothing to do).
+    pub(crate) fn after_wait(&self, wait: &Wait, found_events: bool) {
+        if wait.published {
+            self.next_wake.store(AWAKE, SeqCst);
+        }
+        if let Some(to) = wait.auto_advance {
+            if !found_events {
+                self.clock.advance_to(to);
+            }
+        }
+        self.process();
+    }
+
+    /// Takes in new timers and fires what is due now.
+    pub(crate) fn process(&self) {
+        let mut heap = self.lock();
+        self.drain(&mut heap);
+        self.fire(&mut heap, self.clock.now());
+        self.len.store(heap.items.len(), Relaxed);
+    }
+
+    /// For a thread about to leave the kqueue to someone else's wait (an embedding host
+    /// polling its fd): takes in new timers, fires what is due, and returns the knote change
+    /// that makes the fd readable at the earliest deadline. From now on inserts earlier than
+    /// that deadline wake the kqueue.
+    pub(crate) fn leave(&self) -> Option<Kevent> {
+        let mut heap = self.lock();
+        loop {
+            self.drain(&mut heap);
+            let now = self.clock.now();
+            self.fire(&mut heap, now);
+            let earliest = heap.items.peek().map(|i| i.deadline);
+            self.next_wake.store(earliest.unwrap_or(NEVER), SeqCst);
+            if !self.queue.load(SeqCst).is_null() {
+                continue;
+            }
+            self.len.store(heap.items.len(), Relaxed);
+            return match earliest {
+                Some(e) if !self.clock.is_paused() => self.knote_change(&mut heap, e, now),
+                _ => None,
+            };
+        }
+    }
+
+    /// The kevent submitting `leave`'s change failed, or the change came back refused.
+    pub(crate) fn arm_result(&self, result: io::Result<()>) {
+        if let Err(e) = result {
+            self.knote_failed(e);
+        }
+    }
+
+    /// Test hook: make the next knote arm fail (see `fail_next_arm`).
+    pub(crate) fn fail_next_arm(&self) {
+        self.fail_next_arm.store(true, Relaxed);
+        // Force a re-arm at the next wait.
+        self.lock().armed = None;
+    }
+
+    /// Timer knotes this driver holds in its kqueue (see `knotes`).
+    pub(crate) fn knotes(&self) -> usize {
+        self.knotes.load(Relaxed)
+    }
+}
+
+impl Drop for Timers {
+    fn drop(&mut self) {
+        let mut heap = self.lock();
+        // Release the stack's references (the heap's go with it).
+        self.drain(&mut heap);
+    }
+}
