@@ -53,6 +53,10 @@ pub(crate) const KNOTE_UDATA: usize = usize::MAX - 1;
 /// kernels bound a timer's period, and a day is within every bound.
 const KNOTE_MAX_NS: u64 = 86_400 * 1_000_000_000;
 
+/// Every this many timers cancelled while still on the insertion stack, the canceller takes
+/// the stack into the heap itself (if its lock is free).
+const DRAIN_EVERY: usize = 1024;
+
 /// `Entry::state` bits.
 /// On the insertion stack.
 const QUEUED: u32 = 1;
@@ -86,7 +90,8 @@ impl Entry {
         })
     }
 
-    /// Whether the driver fired it (and it has not been re-armed since).
+    /// Whether the driver fired it: its clock reached the entry's deadline (and it has not
+    /// been re-armed since).
     pub(crate) fn fired(&self) -> bool {
         self.state.load(Acquire) & FIRED != 0
     }
@@ -162,7 +167,11 @@ pub(crate) struct Timers {
     len: AtomicUsize,
     /// Entries cancelled while in the heap since the last compaction.
     cancelled: AtomicUsize,
+    /// Entries cancelled while on the stack (a count that wraps).
+    cancelled_queued: AtomicUsize,
     clock: Clock,
+    /// The clock as the driver last read it (ns): a deadline at or before it is due for sure.
+    last_now: AtomicU64,
     /// Why the knote could not be armed, once it could not.
     failed: OnceLock<String>,
     /// Test hook: the next arm asks for a negative period, which the kqueue refuses.
@@ -183,7 +192,9 @@ impl Timers {
             }),
             len: AtomicUsize::new(0),
             cancelled: AtomicUsize::new(0),
+            cancelled_queued: AtomicUsize::new(0),
             clock: Clock::new(),
+            last_now: AtomicU64::new(0),
             failed: OnceLock::new(),
             fail_next_arm: AtomicBool::new(false),
             knotes: AtomicUsize::new(0),
@@ -199,6 +210,12 @@ impl Timers {
         self.len.load(Relaxed) > 0 || self.has_queued()
     }
 
+    /// Whether `deadline` is known to be due without reading the clock (the driver's last
+    /// reading passed it).
+    pub(crate) fn known_due(&self, deadline: u64) -> bool {
+        deadline <= self.last_now.load(Relaxed)
+    }
+
     /// Whether entries wait on the stack.
     pub(crate) fn has_queued(&self) -> bool {
         !self.queue.load(Acquire).is_null()
@@ -207,6 +224,27 @@ impl Timers {
     /// Why the knote could not be armed, if it could not.
     pub(crate) fn failure(&self) -> Option<&str> {
         self.failed.get().map(String::as_str)
+    }
+
+    /// Arms a new entry (its first poll): it is queued as it is, no state to reconcile.
+    /// Returns whether the caller must wake the driving thread.
+    pub(crate) fn arm_new(&self, entry: &Arc<Entry>) -> bool {
+        entry.state.store(QUEUED, Relaxed);
+        self.push_queued(entry);
+        entry.deadline.load(Relaxed) < self.next_wake.load(SeqCst)
+    }
+
+    /// Pushes an entry whose QUEUED bit this thread set on the stack.
+    fn push_queued(&self, entry: &Arc<Entry>) {
+        let ptr = Arc::into_raw(Arc::clone(entry)).cast_mut();
+        let mut head = self.queue.load(Relaxed);
+        loop {
+            entry.next.store(head, Relaxed);
+            match self.queue.compare_exchange_weak(head, ptr, SeqCst, Relaxed) {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
     }
 
     /// Arms (first poll) or re-arms (reset, or fired early) `entry` for `deadline`. Returns
@@ -224,15 +262,7 @@ impl Timers {
 
     fn enqueue(&self, entry: &Arc<Entry>, deadline: u64) -> bool {
         if entry.state.fetch_or(QUEUED, AcqRel) & QUEUED == 0 {
-            let ptr = Arc::into_raw(Arc::clone(entry)).cast_mut();
-            let mut head = self.queue.load(Relaxed);
-            loop {
-                entry.next.store(head, Relaxed);
-                match self.queue.compare_exchange_weak(head, ptr, SeqCst, Relaxed) {
-                    Ok(_) => break,
-                    Err(h) => head = h,
-                }
-            }
+            self.push_queued(entry);
         } else {
             // Already queued: the driver will read the deadline when it takes it. The SeqCst
             // fence pairs with the driver's, as the push's SeqCst exchange does.
@@ -247,6 +277,16 @@ impl Timers {
         drop(entry.waker.take());
         if prev & HEAPED != 0 {
             self.cancelled.fetch_add(1, Relaxed);
+        } else if prev & QUEUED != 0
+            && self.cancelled_queued.fetch_add(1, Relaxed) % DRAIN_EVERY == DRAIN_EVERY - 1
+        {
+            // Timers armed and dropped again without a turn in between (a task creating and
+            // cancelling timeouts in one long poll) would pile up on the stack until the next
+            // turn: take them in now and then, if the heap is free.
+            if let Ok(mut heap) = self.heap.try_lock() {
+                self.drain(&mut heap);
+                self.len.store(heap.items.len(), Relaxed);
+            }
         }
     }
 
@@ -259,7 +299,18 @@ impl Timers {
             // the only one to take them.
             let entry = unsafe { Arc::from_raw(ptr) };
             ptr = entry.next.load(Relaxed);
-            let prev = entry.state.fetch_and(!QUEUED, AcqRel);
+            // Off the stack and (unless cancelled) in the heap, in one step: a reset that sees
+            // HEAPED from here on relies on the heap re-checking its deadline (`fire`).
+            let prev = entry
+                .state
+                .fetch_update(AcqRel, Acquire, |s| {
+                    Some(if s & CANCELLED != 0 {
+                        s & !QUEUED
+                    } else {
+                        (s & !QUEUED) | HEAPED
+                    })
+                })
+                .unwrap_or_else(|s| s);
             if prev & CANCELLED != 0 {
                 continue;
             }
@@ -268,7 +319,8 @@ impl Timers {
                 // Its item comes up no later than it should: the heap re-checks it then.
                 continue;
             }
-            self.push(heap, entry, deadline);
+            entry.heap_deadline.store(deadline, Relaxed);
+            heap.items.push(Item { deadline, entry });
         }
     }
 
@@ -299,6 +351,16 @@ impl Timers {
             let _ = entry
                 .state
                 .fetch_update(AcqRel, Acquire, |s| Some((s & !HEAPED) | FIRED));
+            // A reset that ran before FIRED was set cleared nothing, and, finding the entry in
+            // the heap, queued nothing: seen here (the reset's store comes before its RMW of
+            // the state, which ours follows), its deadline is put back in the heap. So FIRED
+            // always means "the clock reached the deadline the entry has now".
+            let moved = entry.deadline.load(Acquire);
+            if moved != deadline {
+                entry.state.fetch_and(!FIRED, AcqRel);
+                self.push(heap, entry, moved);
+                continue;
+            }
             entry.waker.wake();
         }
     }
@@ -425,7 +487,9 @@ impl Timers {
     pub(crate) fn process(&self) {
         let mut heap = self.lock();
         self.drain(&mut heap);
-        self.fire(&mut heap, self.clock.now());
+        let now = self.clock.now();
+        self.last_now.store(now, Relaxed);
+        self.fire(&mut heap, now);
         self.len.store(heap.items.len(), Relaxed);
     }
 

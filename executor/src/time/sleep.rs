@@ -18,7 +18,12 @@ use crate::task::coop;
 /// When first polled outside a knote runtime.
 pub fn sleep(duration: Duration) -> Sleep {
     let now = Instant::now();
-    Sleep::new(now.checked_add(duration).unwrap_or_else(far_future))
+    let mut sleep = Sleep::new(now.checked_add(duration).unwrap_or_else(far_future));
+    // The clock was just read: a zero sleep is due, any other is not yet (its first poll
+    // need not read the clock again; if it became due meanwhile, the next turn fires it).
+    sleep.elapsed = duration.is_zero();
+    sleep.check_clock = false;
+    sleep
 }
 
 /// Waits until `deadline`.
@@ -49,8 +54,8 @@ struct Armed {
 /// `time::driver`). It may then be polled, reset or dropped on any thread. `Send + Sync +
 /// Unpin`.
 ///
-/// It completes once the clock (the runtime's: see [`pause`](super::pause)) reaches the
-/// deadline.
+/// It completes once its driver saw the clock (the runtime's: see [`pause`](super::pause))
+/// reach the deadline; a deadline already passed when it is first polled completes at once.
 ///
 /// # Panics
 /// When polled after its runtime's kqueue refused the timer knote (with the cause: a timer
@@ -59,6 +64,9 @@ pub struct Sleep {
     deadline: Instant,
     armed: Option<Armed>,
     elapsed: bool,
+    /// The first poll compares the deadline with the clock (a deadline given by the caller,
+    /// which may have passed).
+    check_clock: bool,
 }
 
 impl Sleep {
@@ -67,6 +75,7 @@ impl Sleep {
             deadline,
             armed: None,
             elapsed: false,
+            check_clock: true,
         }
     }
 
@@ -85,6 +94,7 @@ impl Sleep {
     pub fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
         self.elapsed = false;
+        self.check_clock = true;
         if let Some(armed) = &self.armed {
             let timers = armed.driver.timers();
             if timers.arm(&armed.entry, to_nanos(deadline.into_std())) {
@@ -121,33 +131,30 @@ impl Sleep {
                 if let Some(why) = driver.timers().failure() {
                     panic!("{why}");
                 }
-                if driver.timers().clock().now() >= deadline {
+                let timers = driver.timers();
+                if timers.known_due(deadline)
+                    || (self.check_clock && timers.clock().now() >= deadline)
+                {
                     return true;
                 }
                 let entry = Entry::new(deadline);
                 entry.waker.register(cx.waker());
                 let armed = self.armed.insert(Armed { driver, entry });
-                if armed.driver.timers().arm(&armed.entry, deadline) {
+                if armed.driver.timers().arm_new(&armed.entry) {
                     armed.driver.wake();
                 }
                 return false;
             }
         };
-        let timers = armed.driver.timers();
-        if let Some(why) = timers.failure() {
+        if armed.entry.fired() {
+            return true;
+        }
+        if let Some(why) = armed.driver.timers().failure() {
             panic!("{why}");
         }
         armed.entry.waker.register(cx.waker());
-        if timers.clock().now() >= deadline {
-            return true;
-        }
-        if armed.entry.fired() {
-            // Fired for a deadline that a concurrent reset moved: arm it again.
-            if timers.arm(&armed.entry, deadline) {
-                armed.driver.wake();
-            }
-        }
-        false
+        // Fired while the waker was being replaced: the old one may have been woken.
+        armed.entry.fired()
     }
 }
 
