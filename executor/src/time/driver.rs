@@ -41,7 +41,7 @@ use futures_util::task::AtomicWaker;
 use knote_reactor::{Flags, Kevent, TimerUnit};
 
 use super::clock::Clock;
-use crate::loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
+use crate::loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 use crate::loom::sync::{Arc, Mutex};
 
 /// The driver's one timer knote: its ident (timer idents are a namespace of their own) and
@@ -231,6 +231,10 @@ impl Timers {
     pub(crate) fn arm_new(&self, entry: &Arc<Entry>) -> bool {
         entry.state.store(QUEUED, Relaxed);
         self.push_queued(entry);
+        // The Dekker pair with `before_wait`: push, fence, read `next_wake` here; publish
+        // `next_wake`, fence, read the stack there. (A fence: loom models SeqCst fences, not
+        // SeqCst accesses, and the model of this found the accesses-only version wanting.)
+        fence(SeqCst);
         entry.deadline.load(Relaxed) < self.next_wake.load(SeqCst)
     }
 
@@ -263,11 +267,10 @@ impl Timers {
     fn enqueue(&self, entry: &Arc<Entry>, deadline: u64) -> bool {
         if entry.state.fetch_or(QUEUED, AcqRel) & QUEUED == 0 {
             self.push_queued(entry);
-        } else {
-            // Already queued: the driver will read the deadline when it takes it. The SeqCst
-            // fence pairs with the driver's, as the push's SeqCst exchange does.
-            crate::loom::sync::atomic::fence(SeqCst);
         }
+        // (Already queued: the driver will read the deadline when it takes it.) See
+        // `arm_new` for the fence.
+        fence(SeqCst);
         deadline < self.next_wake.load(SeqCst)
     }
 
@@ -394,6 +397,7 @@ impl Timers {
             // Publish when we will look again, then check for inserts that did not see it.
             self.next_wake.store(earliest.unwrap_or(NEVER), SeqCst);
             published = true;
+            fence(SeqCst);
             if self.queue.load(SeqCst).is_null() {
                 break earliest;
             }
@@ -505,6 +509,7 @@ impl Timers {
             self.fire(&mut heap, now);
             let earliest = heap.items.peek().map(|i| i.deadline);
             self.next_wake.store(earliest.unwrap_or(NEVER), SeqCst);
+            fence(SeqCst);
             if !self.queue.load(SeqCst).is_null() {
                 continue;
             }
@@ -541,5 +546,97 @@ impl Drop for Timers {
         let mut heap = self.lock();
         // Release the stack's references (the heap's go with it).
         self.drain(&mut heap);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::thread;
+
+    /// An hour ahead on the driver's clock: never due within a model.
+    fn far(timers: &Timers) -> u64 {
+        timers.clock().now() + 3_600_000_000_000
+    }
+
+    /// An insert from another thread while the driver prepares to sleep: either the driver's
+    /// wait sees the timer (its timeout is bounded) or the inserter is told to wake it.
+    #[test]
+    fn cross_thread_insert_is_seen_or_wakes() {
+        loom::model(|| {
+            let timers = Arc::new(Timers::new());
+            let t = timers.clone();
+            let inserter = thread::spawn(move || {
+                let entry = Entry::new(far(&t));
+                let wake = t.arm_new(&entry);
+                (entry, wake)
+            });
+            let wait = timers.before_wait(None);
+            let (entry, wake) = inserter.join().unwrap();
+            assert!(
+                wait.timeout.is_some() || wake,
+                "a timer armed during the wait was neither seen nor woke the driver"
+            );
+            timers.after_wait(&wait, false);
+            drop(entry);
+        });
+    }
+
+    /// A cancel from another thread racing the driver taking the entry in: the entry ends
+    /// up out of the heap or counted for compaction, and every reference is released (loom
+    /// reports a leaked `Arc`).
+    #[test]
+    fn cross_thread_cancel_races_the_drain() {
+        loom::model(|| {
+            let timers = Arc::new(Timers::new());
+            let entry = Entry::new(far(&timers));
+            let _ = timers.arm_new(&entry);
+            let t = timers.clone();
+            let canceller = thread::spawn(move || {
+                t.cancel(&entry);
+            });
+            timers.process();
+            canceller.join().unwrap();
+            timers.process();
+            let heap = timers.lock();
+            let live = heap.items.iter().filter(|i| i.is_live()).count();
+            assert_eq!(live, 0, "a cancelled timer is live in the heap");
+            assert!(
+                heap.items.is_empty() || timers.cancelled.load(Relaxed) == heap.items.len(),
+                "a cancelled item in the heap is not counted for compaction"
+            );
+        });
+    }
+
+    /// A reset to an earlier deadline from another thread while the driver fires the old
+    /// one: the entry is either fired for the deadline it has now, or waits in the heap (or
+    /// on the stack) for it; never fired for a deadline it no longer has.
+    #[test]
+    fn cross_thread_reset_races_the_fire() {
+        loom::model(|| {
+            let timers = Arc::new(Timers::new());
+            timers.clock().pause();
+            let now = timers.clock().now();
+            let entry = Entry::new(now);
+            let _ = timers.arm_new(&entry);
+            let e = entry.clone();
+            let t = timers.clone();
+            let resetter = thread::spawn(move || {
+                let _ = t.arm(&e, now + 1_000);
+            });
+            timers.process();
+            resetter.join().unwrap();
+            if entry.fired() {
+                assert_eq!(
+                    entry.deadline.load(Acquire),
+                    now,
+                    "fired for a moved deadline"
+                );
+            }
+            // Whatever happened, once the clock reaches the new deadline it fires.
+            timers.clock().advance(Duration::from_nanos(1_000));
+            timers.process();
+            assert!(entry.fired(), "the reset deadline never fired");
+        });
     }
 }

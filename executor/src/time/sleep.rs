@@ -44,7 +44,8 @@ pub(crate) fn far_future() -> Instant {
 /// A `Sleep`'s timer once armed: its entry and the driver whose heap holds it.
 struct Armed {
     driver: Arc<Driver>,
-    entry: Arc<Entry>,
+    /// (loom's `Arc` under `--cfg loom`: the entry protocol is model-checked.)
+    entry: crate::loom::sync::Arc<Entry>,
 }
 
 /// The future of [`sleep`] and [`sleep_until`].
