@@ -1,7 +1,7 @@
 //! knote's executor: runtimes that poll futures woken by triggered kevents.
 //!
 //! ```text
-//!   task ──poll──▶ AsyncFd ──(EAGAIN)──▶ waker parked in a Slot                   
+//!   task ──poll──▶ AsyncFd ──(EAGAIN)─────────────────▶ waker parked in a Slot
 //!                        │                                        ▲
 //!                        │ knote registered with udata = Token    │ O(1): udata → index →
 //!                        ▼   (slot index | generation)            │ page → slot; generation
