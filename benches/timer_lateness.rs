@@ -42,11 +42,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; there is nothing else to parse.
+    // `cargo bench` passes `--bench`; without it (`cargo test --benches`) one round, as a
+    // smoke test.
+    let default_rounds = if std::env::args().any(|a| a == "--bench") {
+        3
+    } else {
+        1
+    };
     let rounds: usize = std::env::var("KNOTE_LATENESS_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(default_rounds);
     let knote_rt = knote::runtime::Builder::new_current_thread()
         .build()
         .expect("knote runtime");
