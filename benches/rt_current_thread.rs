@@ -40,6 +40,11 @@
 //! - Beyond tokio's benches:
 //!   - `sleep_100k` [100,000 sleeps]: 100,000 tasks each sleeping 1 ms (timers registered
 //!     and fired; the 1 ms itself is a small part of an iteration).
+//!   - `sleep_1m` [1,000,000 sleeps]: the same with 1,000,000 tasks (a timer structure of a
+//!     million entries: registered, ordered, fired).
+//!   - `sleep_drop_100k` [100,000 sleeps]: one task creating 100,000 `sleep(1 s)`, polling each
+//!     once (which registers its timer) and dropping it unfired (the cost of a cancelled
+//!     timeout).
 //!   - `timeout_ready` [1,000 timeouts]: one task awaiting `timeout(1 s, ready)` 1,000 times
 //!     (the cost of a timeout whose future is ready at once: no timer should be armed).
 //!   - `cross_thread_wake` [200 round trips]: a task sends a oneshot sender to a std thread
@@ -71,6 +76,8 @@ const YIELD_TASKS: usize = 200;
 const NUM_YIELD: usize = 1_000;
 const CHAIN: usize = 1_000;
 const NUM_SLEEPS: usize = 100_000;
+const NUM_SLEEPS_1M: usize = 1_000_000;
+const NUM_DROPPED: usize = 100_000;
 const SLEEP: Duration = Duration::from_millis(1);
 const NUM_TIMEOUTS: usize = 1_000;
 const ROUND_TRIPS: usize = 200;
@@ -230,13 +237,46 @@ macro_rules! workloads {
         }
 
         pub fn sleep_100k() -> Prepared {
+            sleeps(NUM_SLEEPS)
+        }
+
+        pub fn sleep_1m() -> Prepared {
+            sleeps(NUM_SLEEPS_1M)
+        }
+
+        pub fn sleep_drop_100k() -> Prepared {
+            let rt = current_thread();
+            Prepared::new(move || {
+                rt.block_on(async {
+                    spawn(async {
+                        for _ in 0..NUM_DROPPED {
+                            let s = std::pin::pin!(sleep(Duration::from_secs(1)));
+                            poll_once(s).await;
+                        }
+                    })
+                    .await
+                    .unwrap();
+                })
+            })
+        }
+
+        /// Polls `fut` once (registering whatever it waits for), whatever the result.
+        async fn poll_once<F: std::future::Future>(mut fut: std::pin::Pin<&mut F>) {
+            std::future::poll_fn(|cx| {
+                let _ = fut.as_mut().poll(cx);
+                std::task::Poll::Ready(())
+            })
+            .await
+        }
+
+        fn sleeps(n: usize) -> Prepared {
             let rt = current_thread();
             let rem = Arc::new(AtomicUsize::new(0));
             Prepared::new(move || {
-                rem.store(NUM_SLEEPS, Relaxed);
+                rem.store(n, Relaxed);
                 let (done, done_rx) = done_signal();
                 rt.block_on(async {
-                    for _ in 0..NUM_SLEEPS {
+                    for _ in 0..n {
                         let rem = rem.clone();
                         let done = done.clone();
                         spawn(async move {
@@ -391,6 +431,20 @@ const WORKLOADS: &[Workload] = &[
         on_tokio::sleep_100k,
         NUM_SLEEPS,
         true,
+    ),
+    workload(
+        "sleep_1m",
+        on_knote::sleep_1m,
+        on_tokio::sleep_1m,
+        NUM_SLEEPS_1M,
+        true,
+    ),
+    workload(
+        "sleep_drop_100k",
+        on_knote::sleep_drop_100k,
+        on_tokio::sleep_drop_100k,
+        NUM_DROPPED,
+        false,
     ),
     workload(
         "timeout_ready",

@@ -188,3 +188,15 @@ mod entry_points {
         assert_eq!(err.to_string(), "asked to fail");
     }
 }
+
+// A paused clock: the 30 s timeout completes as soon as the runtime is idle.
+#[knote::test(start_paused = true)]
+#[cfg_attr(miri, ignore)]
+async fn start_paused_makes_a_thirty_second_timeout_instant() {
+    let real = std::time::Instant::now();
+    let start = knote::time::Instant::now();
+    let r = timeout(Duration::from_secs(30), std::future::pending::<()>()).await;
+    assert!(r.is_err());
+    assert_eq!(knote::time::Instant::now() - start, Duration::from_secs(30));
+    assert!(real.elapsed() < Duration::from_secs(5));
+}

@@ -1,7 +1,7 @@
 //! knote's executor: runtimes that poll futures woken by triggered kevents.
 //!
 //! ```text
-//!   task ──poll──▶ AsyncFd / Sleep ──(EAGAIN / not yet)──▶ waker parked in a Slot
+//!   task ──poll──▶ AsyncFd ──(EAGAIN)─────────────────▶ waker parked in a Slot
 //!                        │                                        ▲
 //!                        │ knote registered with udata = Token    │ O(1): udata → index →
 //!                        ▼   (slot index | generation)            │ page → slot; generation
@@ -12,7 +12,7 @@
 //!                  one EVFILT_USER trigger if the runtime's thread is asleep in its kqueue
 //! ```
 //!
-//! - **Wake path** (`driver`): every registration (fd readiness, timer, later signals and
+//! - **Wake path** (`driver`): every registration (fd readiness, signals,
 //!   processes) owns a slot in an arena that never moves or frees a slot while the kqueue
 //!   lives; an event's `udata` is the slot's index and generation. See `driver::slots` for why
 //!   this and not a pointer.
@@ -24,7 +24,10 @@
 //!   multi-thread (a kqueue, a bounded run queue and a LIFO slot per worker, stealing,
 //!   coalesced wake-ups; `benches/wake_paths.rs` measured why a kqueue per worker),
 //!   [`runtime::LocalRuntime`] for hosts that own their loop, and a blocking pool.
-//! - **Time** ([`time`]): each `Sleep` is one EVFILT_TIMER knote in its kqueue's change list.
+//! - **Time** ([`time`]): a user-space timer heap per driver, lock-free to arm, reset and cancel
+//!   from any thread; waits are shortened to the earliest deadline (nanosecond precision), and
+//!   one EVFILT_TIMER knote per driver keeps its kqueue's fd readable when a timer is due. A
+//!   current-thread runtime's clock can be paused for tests ([`time::pause`]).
 //! - **I/O** ([`io`]): [`io::Registration`] is the readiness protocol (edge-triggered, cleared
 //!   only by the wait that saw it) and [`io::AsyncFd`] wraps any fd with it.
 //! - **File watching** ([`fs`]): [`fs::watch`] streams an open file's `EVFILT_VNODE` notes.

@@ -7,14 +7,14 @@ use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{each, on, watchdog, CountingWaker, Flavour, SINGLE};
 use futures_util::poll;
 use knote_executor::runtime::Builder;
 use knote_executor::spawn;
 use knote_executor::time::{
-    interval, interval_at, sleep, sleep_until, timeout, timeout_at, MissedTickBehavior,
+    interval, interval_at, sleep, sleep_until, timeout, timeout_at, Instant, MissedTickBehavior,
 };
 
 const MS: Duration = Duration::from_millis(1);

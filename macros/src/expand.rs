@@ -69,6 +69,8 @@ struct Config {
     worker_threads: Option<Literal>,
     /// The path of the knote crate (`::knote` unless `crate = "..."`).
     crate_path: TokenStream,
+    /// `start_paused = true`: the body starts with the runtime's clock paused.
+    start_paused: bool,
 }
 
 /// Accumulates every error found, so that the user sees all of them at once.
@@ -188,8 +190,8 @@ fn check_signature(kind: Kind, func: &AsyncFn, errors: &mut Errors) {
 }
 
 const EXPECTED_ARGS: &str = "expected `flavor = \"current_thread\"`, \
-                             `flavor = \"multi_thread\"`, `worker_threads = N` or \
-                             `crate = \"path\"`";
+                             `flavor = \"multi_thread\"`, `worker_threads = N`, \
+                             `start_paused = true` or `crate = \"path\"`";
 
 /// Parses and validates the attribute's arguments. Invalid arguments are
 /// reported to `errors` and replaced by their default.
@@ -197,6 +199,7 @@ fn parse_config(kind: Kind, args: TokenStream, errors: &mut Errors) -> Config {
     let mut flavor: Option<Flavor> = None;
     let mut worker_threads: Option<(Literal, TokenStream)> = None;
     let mut crate_path: Option<TokenStream> = None;
+    let mut start_paused: Option<(bool, TokenStream)> = None;
 
     let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
         Ok(metas) => metas,
@@ -216,7 +219,10 @@ fn parse_config(kind: Kind, args: TokenStream, errors: &mut Errors) -> Config {
     for meta in &metas {
         // `flavor`, or `a::b` for a (wrong) multi-segment path.
         let name = meta.path().to_token_stream().to_string().replace(' ', "");
-        let known = matches!(name.as_str(), "flavor" | "worker_threads" | "crate");
+        let known = matches!(
+            name.as_str(),
+            "flavor" | "worker_threads" | "crate" | "start_paused"
+        );
         let value = match meta {
             Meta::NameValue(nv) if known => strip_group(&nv.value),
             _ if known => {
@@ -256,6 +262,10 @@ fn parse_config(kind: Kind, args: TokenStream, errors: &mut Errors) -> Config {
                 worker_threads =
                     parse_worker_threads(value, errors).map(|lit| (lit, meta.to_token_stream()));
             }
+            "start_paused" => {
+                start_paused =
+                    parse_bool(&name, value, errors).map(|b| (b, meta.to_token_stream()));
+            }
             _ => crate_path = parse_crate_path(value, errors),
         }
     }
@@ -281,10 +291,23 @@ fn parse_config(kind: Kind, args: TokenStream, errors: &mut Errors) -> Config {
         other => other.map(|(lit, _)| lit),
     };
 
+    let start_paused = match start_paused {
+        Some((true, meta)) if flavor == Flavor::MultiThread => {
+            errors.spanned(
+                meta,
+                "`start_paused = true` needs `flavor = \"current_thread\"`: a paused clock is \
+                 only available on the current-thread runtime (as in tokio)",
+            );
+            false
+        }
+        other => other.is_some_and(|(paused, _)| paused),
+    };
+
     Config {
         flavor,
         worker_threads,
         crate_path: crate_path.unwrap_or_else(|| quote!(::knote)),
+        start_paused,
     }
 }
 
@@ -293,6 +316,7 @@ fn placeholder(name: &str) -> &'static str {
     match name {
         "flavor" => "\"multi_thread\"",
         "worker_threads" => "4",
+        "start_paused" => "true",
         _ => "\"::knote\"",
     }
 }
@@ -327,6 +351,21 @@ fn parse_flavor(value: &Expr, errors: &mut Errors) -> Option<Flavor> {
         value,
         "`flavor` takes a string literal: `flavor = \"current_thread\"` or \
          `flavor = \"multi_thread\"`",
+    );
+    None
+}
+
+fn parse_bool(name: &str, value: &Expr, errors: &mut Errors) -> Option<bool> {
+    if let Expr::Lit(syn::ExprLit {
+        lit: Lit::Bool(lit),
+        ..
+    }) = value
+    {
+        return Some(lit.value);
+    }
+    errors.spanned(
+        value,
+        format!("`{name}` takes a boolean literal: `{name} = true` or `{name} = false`"),
     );
     None
 }
@@ -445,6 +484,15 @@ fn generate(kind: Kind, config: &Config, func: AsyncFn) -> TokenStream {
         .worker_threads
         .as_ref()
         .map(|n| quote!(.worker_threads(#n)));
+    // A paused clock: paused inside the runtime, before the body's first poll.
+    let run = if config.start_paused {
+        quote!(async move {
+            #crate_path::time::pause();
+            #body_ident.await
+        })
+    } else {
+        quote!(#body_ident)
+    };
 
     // The explicit `return` in a block statement (as in tokio) keeps the
     // value of `block_on` the value of the function whatever the body ends
@@ -462,7 +510,7 @@ fn generate(kind: Kind, config: &Config, func: AsyncFn) -> TokenStream {
                 #worker_threads
                 .build()
                 .expect("failed to build the knote runtime")
-                .block_on(#body_ident);
+                .block_on(#run);
         }
     };
     let mut block = Group::new(Delimiter::Brace, block);

@@ -112,11 +112,20 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// - `flavor = "current_thread"` (default) or `flavor = "multi_thread"`;
 /// - `worker_threads = N`, which needs `flavor = "multi_thread"`;
+/// - `start_paused = true`: the test starts with the runtime's clock paused
+///   (`knote::time::pause`), so that timers fire as soon as the runtime is idle
+///   and a 30 s timeout takes no time; needs the current-thread flavor;
 /// - `crate = "path"`.
 ///
 /// # Examples
 ///
 /// ```ignore
+/// #[knote::test(start_paused = true)]
+/// async fn times_out() {
+///     let r = knote::time::timeout(std::time::Duration::from_secs(30), std::future::pending::<()>());
+///     assert!(r.await.is_err()); // at once: the clock jumps to the deadline
+/// }
+///
 /// #[knote::test]
 /// async fn parses() -> Result<(), std::num::ParseIntError> {
 ///     assert_eq!("7".parse::<u8>()?, 7);

@@ -7,56 +7,35 @@
 //! (`NOTE_TRIGGER`), sent only by whoever finds the thread asleep (the runtimes coalesce them).
 //!
 //! Changes: I/O registrations are applied at once (the caller wants to know whether the fd can
-//! be registered at all, EBADF included). Timer changes go into [`Driver`]'s pending list and
-//! ride along with the next `kevent` of the thread that drives this kqueue; when someone else
-//! queues a change (a timer dropped on another worker, a `sleep` polled outside the runtime's
-//! threads), it flushes the list itself, because the driving thread may be asleep.
+//! be registered at all, EBADF included). Timers are not knotes: they live in the driver's
+//! [`Timers`] (`time::driver`), which shortens each wait to the earliest deadline, fires what
+//! is due after it, and keeps one EVFILT_TIMER knote armed for the earliest deadline (its
+//! change rides along with the wait), so that the kqueue's fd is readable when a timer is due
+//! even to a host that polls it.
 
 pub(crate) mod slots;
 mod waiters;
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use knote_reactor::{note, Filter, Flags, Kevent, Kqueue};
+use knote_reactor::{Filter, Flags, Kevent, Kqueue};
 
 use slots::Slots;
 pub(crate) use slots::{ready, Direction, Slot, Snapshot, Token, WaitKey};
 
-use crate::runtime::context;
+use crate::time::driver::{Timers, KNOTE_UDATA};
 
 /// `udata` of the driver's own EVFILT_USER knote (ident 0): never a valid token, whose
 /// generation would have to be 2^32 - 1 with index 2^32 - 1.
 const WAKE_UDATA: usize = usize::MAX;
 const WAKE_IDENT: usize = 0;
 
-/// Timer changes waiting for the next `kevent` of this driver.
-#[derive(Default)]
-struct Pending {
-    /// Arm (or re-arm) a slot's timer to fire at an instant. Made relative when submitted, so
-    /// the time it waited in the list is not added to the sleep.
-    arms: Vec<(Token, Instant)>,
-    /// Delete a slot's timer, then release the slot (not before: a new owner of the index
-    /// would reuse the knote's ident, and the delete must not hit the new owner's timer).
-    deletes: Vec<Token>,
-    /// Some slot was armed twice in this batch (a reset): keep only its last arm.
-    rearmed: bool,
-}
-
-impl Pending {
-    fn is_empty(&self) -> bool {
-        self.arms.is_empty() && self.deletes.is_empty()
-    }
-}
-
 /// See the module docs.
 pub(crate) struct Driver {
     kq: Kqueue,
     slots: Slots,
-    pending: Mutex<Pending>,
-    has_pending: AtomicBool,
+    timers: Timers,
 }
 
 /// What a call to [`Driver::turn`] saw.
@@ -82,8 +61,7 @@ impl Driver {
         Ok(Driver {
             kq,
             slots: Slots::new(),
-            pending: Mutex::new(Pending::default()),
-            has_pending: AtomicBool::new(false),
+            timers: Timers::new(),
         })
     }
 
@@ -172,158 +150,85 @@ impl Driver {
         self.slots.release(token);
     }
 
-    /// Arms the timer of `token`'s slot for `deadline`; `rearm` if it may be armed already
-    /// (EV_ADD on an armed knote re-arms it).
-    pub(crate) fn arm_timer(&self, token: Token, deadline: Instant, rearm: bool) {
-        self.queue(|p| {
-            p.arms.push((token, deadline));
-            p.rearmed |= rearm;
-        });
-    }
-
-    /// Cancels the timer of `token`'s slot and releases the slot once the delete is applied.
-    pub(crate) fn cancel_timer(&self, token: Token) {
-        self.queue(|p| p.deletes.push(token));
-    }
-
-    /// Releases a slot whose knotes are already gone (a fired one-shot timer).
-    pub(crate) fn release(&self, token: Token) {
-        self.slots.release(token);
-    }
-
-    fn queue(&self, change: impl FnOnce(&mut Pending)) {
-        change(&mut self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        self.has_pending.store(true, Ordering::Release);
-        if !context::drives(self) && !context::batching() {
-            // The thread that drives this kqueue may be asleep in it: apply the list now.
-            self.flush();
-        }
-    }
-
-    /// Applies the pending changes without collecting any event (`Kqueue::apply` takes only
-    /// receipts; collecting here could swallow the wake-up trigger meant for the thread asleep
-    /// in this kqueue).
-    pub(crate) fn flush(&self) {
-        let mut changes = Vec::new();
-        let mut releases = Vec::new();
-        self.take_pending(&mut changes, &mut releases);
-        // Failures (a delete of a timer that already fired) are expected and harmless.
-        let _ = self.kq.apply(&changes);
-        for token in releases {
-            self.slots.release(token);
-        }
+    /// This driver's timers.
+    pub(crate) fn timers(&self) -> &Timers {
+        &self.timers
     }
 
     /// Whether a poll of the kqueue could find anything for a task: some registration or
-    /// timer is alive, or changes wait to be submitted. When not, the schedulers skip their
-    /// periodic zero-timeout poll (a system call that could only find the wake-up trigger,
-    /// which matters to a thread about to sleep, and sleeping polls anyway).
+    /// timer is alive. When not, the schedulers skip their periodic zero-timeout poll (a
+    /// system call that could only find the wake-up trigger, which matters to a thread about
+    /// to sleep, and sleeping polls anyway).
     pub(crate) fn has_registrations(&self) -> bool {
-        self.slots.live() > 0 || self.has_pending()
+        self.slots.live() > 0 || self.timers.has_timers()
     }
 
-    /// Whether changes wait for the next `kevent`.
+    /// Whether timers armed since the last turn wait to be taken in.
     pub(crate) fn has_pending(&self) -> bool {
-        self.has_pending.load(Ordering::Acquire)
+        self.timers.has_queued()
     }
 
-    /// Takes the pending changes as kevents (timers made relative to now), and the slots to
-    /// release once they are applied.
-    fn take_pending(&self, changes: &mut Vec<Kevent>, releases: &mut Vec<Token>) {
-        if !self.has_pending.load(Ordering::Acquire) {
-            return;
-        }
-        let mut list = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            self.has_pending.store(false, Ordering::Release);
-            std::mem::take(&mut *pending)
-        };
-        if list.is_empty() {
-            return;
-        }
-        if list.rearmed {
-            // The last arm of each slot wins: reverse, stable-sort by slot, keep the first.
-            list.arms.reverse();
-            list.arms.sort_by_key(|(token, _)| token.index());
-            list.arms.dedup_by_key(|(token, _)| token.index());
-        }
-        // Arms go in deadline order: the backend stamps each change with the clock as it
-        // applies it, and deadlines already past all become "1 ns from now", so only deadline
-        // order makes timers fire in deadline order. (Usually already sorted: a batch is
-        // mostly sleeps of one length armed one after another.)
-        if !list.arms.windows(2).all(|w| w[0].1 <= w[1].1) {
-            list.arms.sort_by_key(|&(_, deadline)| deadline);
-        }
-        let now = Instant::now();
-        for (token, deadline) in list.arms {
-            // At least 1 ns: a zero interval means "no timer" to some kqueues.
-            let ns = deadline
-                .saturating_duration_since(now)
-                .as_nanos()
-                .clamp(1, i64::MAX as u128) as i64;
-            changes.push(Kevent::new(
-                token.index() as usize,
-                Filter::TIMER,
-                Flags::ADD | Flags::ONESHOT,
-                note::NSECONDS,
-                ns,
-                token.udata(),
-            ));
-        }
-        // Deletes last: a slot armed and dropped within one batch gets its arm, then its
-        // delete, in that order (arms of other slots do not care where a delete goes).
-        for token in list.deletes {
-            changes.push(Kevent::new(
-                token.index() as usize,
-                Filter::TIMER,
-                Flags::DELETE,
-                0,
-                0,
-                0,
-            ));
-            releases.push(token);
+    /// For a thread that leaves this kqueue to another's wait (an embedding host polling its
+    /// fd, a runtime shutting down): takes in the timers armed since the last turn, fires
+    /// what is due, and arms the timer knote for the earliest deadline, so that the kqueue's
+    /// fd is readable when it comes. Collects no event (`Kqueue::apply` takes only receipts;
+    /// collecting here could swallow the wake-up trigger meant for a thread asleep in it).
+    pub(crate) fn flush(&self) {
+        if let Some(arm) = self.timers.leave() {
+            self.timers.arm_result(self.kq.apply(&[arm]));
         }
     }
 
-    /// Submits pending changes and waits up to `timeout` for events, then dispatches them:
-    /// readiness bits set, wakers woken. `events` is the caller's event list (one per thread,
-    /// so several threads may turn one driver at once).
+    /// Waits up to `timeout` (shortened to the earliest timer's deadline) for events, then
+    /// dispatches them (readiness bits set, wakers woken) and fires the timers that are due.
+    /// `events` is the caller's event list (one per thread, so several threads may turn one
+    /// driver at once).
     pub(crate) fn turn(
         &self,
         events: &mut [Kevent],
         timeout: Option<Duration>,
     ) -> io::Result<Turn> {
-        let mut changes = Vec::new();
-        let mut releases = Vec::new();
-        self.take_pending(&mut changes, &mut releases);
-        // A failed change takes an entry of the event list; with no room left kevent would stop
-        // applying the rest. Apply any excess first, as receipts, so every change lands.
-        let excess = changes.len().saturating_sub(events.len().max(1));
-        let (first, rest) = changes.split_at(excess);
-        if !first.is_empty() {
-            let _ = self.kq.apply(first);
-        }
-        let result = self.kq.kevent(rest, events, timeout);
-        // The changes are applied whether the wait succeeded or was interrupted.
-        for token in releases {
-            self.slots.release(token);
-        }
+        let wait = self.timers.before_wait(timeout);
+        let changes = wait.arm.as_slice();
+        let result = self.kq.kevent(changes, events, wait.timeout);
         let n = match result {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-            Err(e) => return Err(e),
+            Err(e) => {
+                if !changes.is_empty() {
+                    // Whether the arm landed is unknown: it is reported as refused, with the
+                    // cause, rather than left to hang a Sleep.
+                    self.timers
+                        .knote_failed(io::Error::new(e.kind(), e.to_string()));
+                }
+                self.timers.after_wait(&wait, true);
+                return Err(e);
+            }
         };
         let mut turn = Turn {
             events: n,
             woken: false,
         };
+        let mut found = false;
         for ev in &events[..n] {
-            if ev.udata() == WAKE_UDATA {
-                turn.woken = true;
-            } else {
-                self.dispatch(ev);
+            match ev.udata() {
+                WAKE_UDATA => turn.woken = true,
+                KNOTE_UDATA => {
+                    if ev.is_error() {
+                        let errno = i32::try_from(ev.data()).unwrap_or(libc::EINVAL);
+                        self.timers
+                            .knote_failed(io::Error::from_raw_os_error(errno));
+                    } else {
+                        self.timers.knote_fired();
+                    }
+                }
+                _ => {
+                    found = true;
+                    self.dispatch(ev);
+                }
             }
         }
+        self.timers.after_wait(&wait, found || turn.woken);
         Ok(turn)
     }
 
@@ -334,9 +239,9 @@ impl Driver {
         };
         let generation = token.generation();
         if ev.is_error() {
-            // A failed change of ours (a timer delete that found nothing is the common one:
-            // the timer fired first). Errors on registrations surface through the operation.
-            if ev.filter() == Filter::TIMER || ev.data() == i64::from(libc::ENOENT) {
+            // A failed change of ours (a delete of a knote already gone). Errors on
+            // registrations surface through the operation.
+            if ev.data() == i64::from(libc::ENOENT) {
                 return;
             }
             slot.notify(generation, ready::ERROR | ready::READABLE | ready::WRITABLE);
@@ -355,10 +260,6 @@ impl Driver {
                 bits |= ready::WRITE_CLOSED;
             }
             slot.notify(generation, bits);
-        } else if filter == Filter::TIMER {
-            if slot.set_ready(generation, ready::TIMER) {
-                slot.reader.wake();
-            }
         } else {
             // The payload is written only if the generation still matches, in one step with
             // setting EVENT (see `Slot::notify_event`): a stale event's count never lands in

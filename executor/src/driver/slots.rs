@@ -1,6 +1,6 @@
 //! The slot arena: where an event's `udata` leads.
 //!
-//! Every I/O registration and every armed timer owns one [`Slot`] for as long as it lives. The
+//! Every registration (fd readiness, signal, process, ...) owns one [`Slot`] for as long as it lives. The
 //! `udata` of its knotes is a [`Token`]: the slot's index in the low 32 bits and the slot's
 //! *generation* in the high 32 bits. Turning an event into a wake-up is an index into a page
 //! (two shifts and a load, no hashing, no lock) and one compare-and-swap that succeeds only if
@@ -45,8 +45,6 @@ pub(crate) mod ready {
     pub(crate) const WRITE_CLOSED: u16 = 8;
     /// An EV_ERROR entry named this registration.
     pub(crate) const ERROR: u16 = 16;
-    /// The slot's EVFILT_TIMER knote fired.
-    pub(crate) const TIMER: u16 = 32;
     /// Any other filter (USER, SIGNAL, PROC, VNODE) fired.
     pub(crate) const EVENT: u16 = 64;
 
@@ -278,7 +276,7 @@ impl Slot {
     }
 
     fn wake(&self, bits: u16) {
-        let read = bits & (ready::READ_SIDE | ready::TIMER) != 0;
+        let read = bits & ready::READ_SIDE != 0;
         let write = bits & ready::WRITE_SIDE != 0;
         // Against the waiter side, which announces itself here with an RMW, then loads the
         // state: this side stores the state, then reads this word with an RMW too. RMWs of
@@ -287,9 +285,7 @@ impl Slot {
         // plain load would need SeqCst on both sides; an RMW also lets loom, which models
         // SeqCst accesses as AcqRel, check the argument.)
         let waiting = self.waiting.fetch_or(0, Ordering::AcqRel);
-        // A timer's waker is registered without the flag (time/sleep.rs uses `reader`
-        // directly): always woken.
-        if read && (waiting & Direction::Read.poll_flag() != 0 || bits & ready::TIMER != 0) {
+        if read && waiting & Direction::Read.poll_flag() != 0 {
             self.reader.wake();
         }
         if write && waiting & Direction::Write.poll_flag() != 0 {

@@ -9,28 +9,6 @@ use crate::runtime::Handle;
 thread_local! {
     static CURRENT: RefCell<Option<Handle>> = const { RefCell::new(None) };
     static DRIVING: Cell<*const Driver> = const { Cell::new(std::ptr::null()) };
-    static BATCHING: Cell<bool> = const { Cell::new(false) };
-}
-
-/// While the guard lives, timer changes queued from this thread are left for the caller to
-/// flush (`Driver::flush`) instead of being applied one `kevent` each: a multi-thread runtime's
-/// shutdown drops every task's sleeps from one thread, for kqueues it does not drive.
-pub(crate) fn batch_changes() -> BatchGuard {
-    BatchGuard(BATCHING.with(|b| b.replace(true)))
-}
-
-pub(crate) struct BatchGuard(bool);
-
-impl Drop for BatchGuard {
-    fn drop(&mut self) {
-        let prev = self.0;
-        let _ = BATCHING.try_with(|b| b.set(prev));
-    }
-}
-
-/// Whether changes queued from this thread wait for an explicit flush.
-pub(crate) fn batching() -> bool {
-    BATCHING.try_with(Cell::get).unwrap_or(false)
 }
 
 /// Runs `f` with the current runtime's handle, if there is one.
@@ -75,14 +53,6 @@ impl std::fmt::Debug for EnterGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("EnterGuard")
     }
-}
-
-/// Whether this thread drives `driver` (is the one that waits on its kqueue), so that changes
-/// for it can ride along with this thread's next wait.
-pub(crate) fn drives(driver: &Driver) -> bool {
-    DRIVING
-        .try_with(|d| std::ptr::eq(d.get(), driver))
-        .unwrap_or(false)
 }
 
 /// Marks this thread as the one that drives `driver` until the guard drops.

@@ -347,9 +347,9 @@ impl Shared {
     pub(crate) fn drive_owned<F: Future>(self: &Arc<Self>, core: &Core, fut: F) -> F::Output {
         let fut = pin!(fut);
         let out = self.drive(core, fut);
-        if self.driver.has_pending() {
-            self.driver.flush();
-        }
+        // The host waits on the kqueue's fd next: the timer knote must be armed for the
+        // earliest deadline.
+        self.driver.flush();
         // Back to "outside turn": remote wake-ups must trigger the kqueue for the host.
         self.parked.store(true, Ordering::SeqCst);
         out
@@ -379,11 +379,9 @@ impl Shared {
         } else {
             self.poll_driver(core, Some(Duration::ZERO)).map(|_| ())
         };
-        // The host is about to wait on the kqueue's fd: what the tasks just asked for (a timer
-        // armed after our wait) must be in the kernel by then, or nothing would wake it.
-        if self.driver.has_pending() {
-            self.driver.flush();
-        }
+        // The host is about to wait on the kqueue's fd: the timer knote must be armed for the
+        // earliest deadline (a timer armed after our wait included), or nothing would wake it.
+        self.driver.flush();
         // Outside `turn` the host waits on the kqueue's fd: remote wake-ups must trigger it.
         self.parked.store(true, Ordering::SeqCst);
         result?;
@@ -418,13 +416,6 @@ impl Shared {
                 task::cancel(r);
             }
         });
-        // The dropped futures' timers queued their deletes for this thread's next wait, which
-        // never comes: apply them now. Until then each slot keeps its task's waker, the task
-        // keeps this runtime alive, and the runtime keeps the slot: a cycle that leaked the
-        // whole runtime (kqueue fd included) whenever a task was cancelled in a sleep.
-        if self.driver.has_pending() {
-            self.driver.flush();
-        }
         drop(_core);
         if let Some(core) = taken {
             self.put_core(core);

@@ -565,9 +565,6 @@ impl Shared {
         }
         drop(running);
         let _enter = context::enter(handle.clone());
-        // The cancelled tasks' sleeps queue their deletes; apply them per kqueue in batches
-        // below rather than one kevent per sleep.
-        let batch = context::batch_changes();
         // Woken from here, an idle task lands in the injection queue and, the runtime being
         // closed, is cancelled on the spot.
         self.registry.cancel_all(|| {
@@ -580,11 +577,5 @@ impl Shared {
                 }
             }
         });
-        drop(batch);
-        for worker in self.workers.iter() {
-            if worker.driver.has_pending() {
-                worker.driver.flush();
-            }
-        }
     }
 }

@@ -2,7 +2,9 @@
 
 use std::future::poll_fn;
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock::Instant;
 
 use super::sleep::{sleep_until, Sleep};
 

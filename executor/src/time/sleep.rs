@@ -1,12 +1,14 @@
-//! `Sleep`: one EVFILT_TIMER knote, armed on first poll, deleted on drop.
+//! `Sleep`: one entry in its driver's timer heap, armed on first poll, re-armed in place.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::driver::{ready as bits, Driver, Token};
+use super::clock::{to_nanos, Instant};
+use super::driver::Entry;
+use crate::driver::Driver;
 use crate::runtime::context;
 use crate::task::coop;
 
@@ -16,7 +18,12 @@ use crate::task::coop;
 /// When first polled outside a knote runtime.
 pub fn sleep(duration: Duration) -> Sleep {
     let now = Instant::now();
-    Sleep::new(now.checked_add(duration).unwrap_or_else(far_future))
+    let mut sleep = Sleep::new(now.checked_add(duration).unwrap_or_else(far_future));
+    // The clock was just read: a zero sleep is due, any other is not yet (its first poll
+    // need not read the clock again; if it became due meanwhile, the next turn fires it).
+    sleep.elapsed = duration.is_zero();
+    sleep.check_clock = false;
+    sleep
 }
 
 /// Waits until `deadline`.
@@ -34,34 +41,42 @@ pub(crate) fn far_future() -> Instant {
         .unwrap_or(now)
 }
 
-/// Where a `Sleep` stands.
-enum State {
-    /// Not armed yet (never polled, or reset after firing).
-    Idle,
-    /// A timer knote is armed in `driver` under `token`.
-    Armed { driver: Arc<Driver>, token: Token },
-    /// The deadline passed and the knote is gone.
-    Elapsed,
+/// A `Sleep`'s timer once armed: its entry and the driver whose heap holds it.
+struct Armed {
+    driver: Arc<Driver>,
+    /// (loom's `Arc` under `--cfg loom`: the entry protocol is model-checked.)
+    entry: crate::loom::sync::Arc<Entry>,
 }
 
 /// The future of [`sleep`] and [`sleep_until`].
 ///
-/// Its timer is a one-shot EVFILT_TIMER knote on the kqueue of the thread that first polls it,
-/// queued in that kqueue's change list (no system call of its own), made relative to the
-/// moment the list is submitted. Dropping the `Sleep` deletes the knote. `Send + Sync + Unpin`.
+/// Its timer is an entry in the timer heap of the driver (kqueue) of the thread that first
+/// polls it; arming, re-arming and dropping it take no lock and make no system call (see
+/// `time::driver`). It may then be polled, reset or dropped on any thread. `Send + Sync +
+/// Unpin`.
 ///
-/// It completes only once `Instant::now() >= deadline`: a timer that fires early (kqueue
-/// timers are not all monotonic to the nanosecond) is re-armed for the rest.
+/// It completes once its driver saw the clock (the runtime's: see [`pause`](super::pause))
+/// reach the deadline; a deadline already passed when it is first polled completes at once.
+///
+/// # Panics
+/// When polled after its runtime's kqueue refused the timer knote (with the cause: a timer
+/// that cannot fire is reported, never left to hang).
 pub struct Sleep {
     deadline: Instant,
-    state: State,
+    armed: Option<Armed>,
+    elapsed: bool,
+    /// The first poll compares the deadline with the clock (a deadline given by the caller,
+    /// which may have passed).
+    check_clock: bool,
 }
 
 impl Sleep {
     fn new(deadline: Instant) -> Sleep {
         Sleep {
             deadline,
-            state: State::Idle,
+            armed: None,
+            elapsed: false,
+            check_clock: true,
         }
     }
 
@@ -72,67 +87,75 @@ impl Sleep {
 
     /// Whether the deadline has passed (as observed by a poll, or by the clock now).
     pub fn is_elapsed(&self) -> bool {
-        matches!(self.state, State::Elapsed) || Instant::now() >= self.deadline
+        self.elapsed || Instant::now() >= self.deadline
     }
 
-    /// Moves the deadline; an armed timer is re-armed in place (EV_ADD on the same knote).
+    /// Moves the deadline, in any state (armed, elapsed, never polled): the entry is re-armed
+    /// in place (no allocation, no lock).
     pub fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
-        match &self.state {
-            State::Armed { driver, token } => {
-                let slot = driver.slot(*token);
-                let seen = slot.snapshot(token.generation());
-                slot.clear(token.generation(), seen, bits::TIMER);
-                driver.arm_timer(*token, deadline, true);
+        self.elapsed = false;
+        self.check_clock = true;
+        if let Some(armed) = &self.armed {
+            let timers = armed.driver.timers();
+            if timers.arm(&armed.entry, to_nanos(deadline.into_std())) {
+                armed.driver.wake();
             }
-            State::Elapsed => self.state = State::Idle,
-            State::Idle => {}
         }
     }
 
     /// `poll`, for callers holding a `&mut Sleep` (it is `Unpin`).
     pub fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         ready!(coop::poll_proceed(cx));
-        let ready = match &self.state {
-            State::Elapsed => true,
-            State::Idle => {
-                if Instant::now() >= self.deadline {
-                    true
-                } else {
-                    let driver = context::with_current(|h| h.driver()).unwrap_or_else(|| {
-                        panic!("knote: a Sleep was polled outside a knote runtime")
-                    });
-                    let (token, slot) = driver.alloc();
-                    slot.reader.register(cx.waker());
-                    driver.arm_timer(token, self.deadline, false);
-                    self.state = State::Armed { driver, token };
-                    false
-                }
-            }
-            State::Armed { driver, token } => {
-                let slot = driver.slot(*token);
-                slot.reader.register(cx.waker());
-                let seen = slot.snapshot(token.generation());
-                if seen.bits & bits::TIMER == 0 {
-                    false
-                } else if Instant::now() >= self.deadline {
-                    // The one-shot knote is gone: the slot can go at once.
-                    driver.release(*token);
-                    true
-                } else {
-                    slot.clear(token.generation(), seen, bits::TIMER);
-                    driver.arm_timer(*token, self.deadline, true);
-                    false
-                }
-            }
-        };
-        if ready {
-            self.state = State::Elapsed;
+        if self.elapsed || self.poll_timer(cx) {
+            self.elapsed = true;
             coop::spend();
             Poll::Ready(())
         } else {
             Poll::Pending
         }
+    }
+
+    /// Whether the deadline came; if not, makes sure the timer will wake `cx`.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = to_nanos(self.deadline.into_std());
+        let armed = match &self.armed {
+            Some(armed) => armed,
+            None => {
+                let Some(driver) = context::with_current(|h| h.driver()) else {
+                    // A due sleep needs no timer, nor a runtime.
+                    if Instant::now() >= self.deadline {
+                        return true;
+                    }
+                    panic!("knote: a Sleep was polled outside a knote runtime");
+                };
+                if let Some(why) = driver.timers().failure() {
+                    panic!("{why}");
+                }
+                let timers = driver.timers();
+                if timers.known_due(deadline)
+                    || (self.check_clock && timers.clock().now() >= deadline)
+                {
+                    return true;
+                }
+                let entry = Entry::new(deadline);
+                entry.waker.register(cx.waker());
+                let armed = self.armed.insert(Armed { driver, entry });
+                if armed.driver.timers().arm_new(&armed.entry) {
+                    armed.driver.wake();
+                }
+                return false;
+            }
+        };
+        if armed.entry.fired() {
+            return true;
+        }
+        if let Some(why) = armed.driver.timers().failure() {
+            panic!("{why}");
+        }
+        armed.entry.waker.register(cx.waker());
+        // Fired while the waker was being replaced: the old one may have been woken.
+        armed.entry.fired()
     }
 }
 
@@ -146,8 +169,8 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let State::Armed { driver, token } = &self.state {
-            driver.cancel_timer(*token);
+        if let Some(armed) = &self.armed {
+            armed.driver.timers().cancel(&armed.entry);
         }
     }
 }
@@ -156,7 +179,7 @@ impl std::fmt::Debug for Sleep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sleep")
             .field("deadline", &self.deadline)
-            .field("armed", &matches!(self.state, State::Armed { .. }))
+            .field("armed", &self.armed.is_some())
             .finish()
     }
 }

@@ -507,8 +507,8 @@ fn error_unknown_argument() {
             "crate",
         ],
     );
-    let errors = fails(Kind::Test, quote!(start_paused = true), test_fn());
-    assert_error(&errors, &["unknown argument `start_paused`"]);
+    let errors = fails(Kind::Test, quote!(start_time = 0), test_fn());
+    assert_error(&errors, &["unknown argument `start_time`", "start_paused"]);
     let errors = fails(Kind::Test, quote!(a::b), test_fn());
     assert_error(&errors, &["unknown argument `a::b`"]);
     // A flavor name on its own gets a hint.
@@ -708,4 +708,36 @@ fn the_generated_body_uses_the_user_braces() {
         panic!("the function does not end with its body");
     };
     assert_eq!(group.delimiter(), Delimiter::Brace);
+}
+
+#[test]
+fn start_paused_pauses_inside_the_runtime() {
+    let func = ok(Kind::Test, quote!(start_paused = true), test_fn());
+    let chain = runtime_chain(&func);
+    assert_eq!(chain[0], "::knote::runtime::Builder::new_current_thread()");
+    let run = chain.last().unwrap();
+    assert!(
+        run.starts_with("block_on(asyncmove{::knote::time::pause();__knote_body.await"),
+        "{run}"
+    );
+    // `start_paused = false` is the default expansion.
+    let func = ok(Kind::Test, quote!(start_paused = false), test_fn());
+    assert_eq!(
+        runtime_chain(&func).last().unwrap(),
+        "block_on(__knote_body)"
+    );
+}
+
+#[test]
+fn start_paused_errors() {
+    let errors = fails(
+        Kind::Test,
+        quote!(flavor = "multi_thread", start_paused = true),
+        test_fn(),
+    );
+    assert_error(&errors, &["start_paused", "current_thread"]);
+    let errors = fails(Kind::Test, quote!(start_paused = "yes"), test_fn());
+    assert_error(&errors, &["boolean literal"]);
+    let errors = fails(Kind::Main, quote!(start_paused), main_fn());
+    assert_error(&errors, &["expected a value", "start_paused = true"]);
 }

@@ -230,37 +230,8 @@ pub(crate) fn timer_fflags(unit: TimerUnit, amount: i64, absolute: bool) -> (u32
     }
 }
 
-/// Nanoseconds in one `unit`.
 #[cfg(any(target_os = "openbsd", target_os = "dragonfly"))]
-fn nanos_per(unit: TimerUnit) -> i64 {
-    match unit {
-        TimerUnit::Seconds => 1_000_000_000,
-        TimerUnit::Millis => 1_000_000,
-        TimerUnit::Micros => 1_000,
-        TimerUnit::Nanos => 1,
-    }
-}
-
-/// `amount` `unit`s in whole milliseconds, rounded away from zero so that a positive period is
-/// never shortened and a negative one never becomes 0 (which the kernel would accept).
-#[cfg(any(target_os = "openbsd", target_os = "dragonfly"))]
-fn millis_rounding_up(unit: TimerUnit, amount: i64) -> i64 {
-    match unit {
-        TimerUnit::Seconds => amount.saturating_mul(1_000),
-        TimerUnit::Millis => amount,
-        TimerUnit::Micros | TimerUnit::Nanos => {
-            let per_milli = 1_000_000 / nanos_per(unit);
-            if amount > 0 {
-                // Ceiling division without overflow for any positive amount.
-                (amount - 1) / per_milli + 1
-            } else if amount < 0 {
-                (amount / per_milli).min(-1)
-            } else {
-                0
-            }
-        }
-    }
-}
+use super::millis::{millis_rounding_up, nanos_per};
 
 /// The milliseconds from now until `deadline` `unit`s after the Unix epoch, rounded up and at
 /// least 1 (a deadline already passed fires at once, as on FreeBSD). A negative deadline stays

@@ -14,6 +14,8 @@
 //!
 //! `kqueue.rs` passes the lists straight to kevent(2); `epoll/` is the shim for Linux.
 
+mod millis;
+
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
 #[cfg(any(target_os = "linux", target_os = "android"))]
