@@ -298,7 +298,7 @@ mod tests {
         // (another thread's event list, or later in this one) meets the slot's next owner.
         let driver = Driver::new().unwrap();
         let (old, _) = driver.alloc();
-        driver.release(old);
+        driver.slots.release(old);
         let (new, slot) = driver.alloc();
         assert_eq!(
             old.index(),
@@ -361,6 +361,6 @@ mod tests {
         );
         driver.dispatch(&event(9, Filter::USER, Flags::CLEAR, 0x5, 42, new));
         assert_eq!(slot.take_event(false), (42, 0x5));
-        driver.release(new);
+        driver.slots.release(new);
     }
 }
