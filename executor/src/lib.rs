@@ -34,8 +34,8 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 
 mod driver;
-mod loom;
 pub mod io;
+mod loom;
 pub mod runtime;
 pub mod task;
 pub mod time;

@@ -24,6 +24,7 @@ use knote_reactor::Kevent;
 
 use super::blocking;
 use super::context;
+use super::gate::{self, Gate};
 use super::park::ThreadWaker;
 use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
@@ -42,7 +43,7 @@ pub(crate) struct Shared {
     core_waiters: Mutex<Vec<Thread>>,
     pub(crate) registry: Registry,
     pub(crate) blocking: Arc<blocking::Shared>,
-    closed: AtomicBool,
+    gate: Gate,
     /// The thread that spawned `spawn_local` tasks, if any did.
     local_owner: Mutex<Option<ThreadId>>,
 }
@@ -130,18 +131,18 @@ impl Shared {
                 core_waiters: Mutex::new(Vec::new()),
                 registry: Registry::new(1),
                 blocking,
-                closed: AtomicBool::new(false),
+                gate: Gate::new(),
                 local_owner: Mutex::new(None),
             }
         }))
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.gate.is_closed()
     }
 
     fn push_remote(&self, runnable: Runnable) {
-        super::push_remote(&self.closed, &self.remote, runnable, || self.unpark());
+        super::push_remote(&self.gate, &self.remote, runnable, || self.unpark());
     }
 
     /// Wakes the driving thread if it sleeps (one trigger per sleep).
@@ -216,7 +217,9 @@ impl Shared {
         let tick = core.tick.get().wrapping_add(1);
         core.tick.set(tick);
         if tick % EVENT_INTERVAL == 0 && self.driver.has_registrations() {
-            let _ = self.poll_driver(core, Some(Duration::ZERO));
+            if let Err(e) = self.poll_driver(core, Some(Duration::ZERO)) {
+                panic!("knote: a runtime thread could not poll its kqueue: {e}");
+            }
         }
         true
     }
@@ -289,10 +292,8 @@ impl Shared {
                 continue;
             }
             if let Err(e) = self.park(core, None, || main.woken.load(Ordering::SeqCst)) {
-                // The kqueue itself failed (it cannot, short of fd exhaustion in the shim's
-                // inner calls): back off instead of spinning.
-                eprintln!("knote: waiting on the kqueue failed: {e}");
-                std::thread::sleep(Duration::from_millis(1));
+                // Retrying would spin on the failure: report it.
+                panic!("knote: a runtime thread could not wait on its kqueue: {e}");
             }
         }
     }
@@ -394,7 +395,7 @@ impl Shared {
     /// their futures), idle ones are woken first so that they get queued. Local tasks seen off
     /// their thread are leaked (see `task::cancel`).
     pub(crate) fn shutdown(self: &Arc<Self>, handle: &Handle, core: Option<&Core>) {
-        self.closed.store(true, Ordering::SeqCst);
+        self.gate.close();
         let _enter = context::enter(handle.clone());
         let taken = if core.is_none() {
             self.take_core()
@@ -404,20 +405,25 @@ impl Shared {
         let core = core.or(taken.as_deref());
         let _core = core.map(set_core);
         let _driving = context::set_driving(&self.driver);
+        // Wake-ups from here (the registry's, and those of the destructors of the tasks
+        // cancelled here) queue their tasks, which this loop cancels: iteratively, however
+        // long a chain of tasks that wake each other on drop.
         self.registry.cancel_all(|| {
-            if let Some(core) = core {
-                loop {
-                    let next = core.queue.borrow_mut().pop_front();
-                    match next {
-                        Some(r) => task::cancel(r),
-                        None => break,
+            let mut any = false;
+            loop {
+                let next = core.and_then(|core| core.queue.borrow_mut().pop_front());
+                match next.or_else(|| self.remote.pop()) {
+                    Some(r) => {
+                        any = true;
+                        task::cancel(r);
                     }
+                    None => return any,
                 }
             }
-            while let Some(r) = self.remote.pop() {
-                task::cancel(r);
-            }
         });
+        self.gate.finish();
+        // A wake-up that saw the runtime closing may have queued its task after the last pass.
+        gate::drain(&self.gate, &self.remote, task::cancel);
         // The dropped futures' timers queued their deletes for this thread's next wait, which
         // never comes: apply them now. Until then each slot keeps its task's waker, the task
         // keeps this runtime alive, and the runtime keeps the slot: a cycle that leaked the

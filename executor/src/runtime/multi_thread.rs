@@ -42,9 +42,10 @@ use knote_reactor::Kevent;
 
 use super::blocking;
 use super::context;
+use super::gate::{self, Gate};
 use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
-use crate::task::{self, registry::Registry, Runnable};
+use crate::task::{self, registry::Registry, Runnable, Woken};
 
 /// Local run queue capacity (tokio's figure); overflow goes to the shared injection queue.
 const LOCAL_QUEUE: usize = 256;
@@ -71,7 +72,7 @@ pub(crate) struct Shared {
     idle: Idle,
     pub(crate) registry: Registry,
     pub(crate) blocking: Arc<blocking::Shared>,
-    closed: AtomicBool,
+    gate: Gate,
     next_driver: AtomicUsize,
     event_capacity: usize,
     /// Workers still running (for `shutdown_timeout`).
@@ -86,7 +87,7 @@ struct Local {
     /// The task woken (or spawned) last by the running task: run next, on a warm cache, unless
     /// it keeps displacing the queue (see `MAX_LIFO_POLLS`). Not stealable.
     lifo: Cell<Option<Runnable>>,
-    /// Tasks that woke themselves while running (`yield_now`): they wait until the queues
+    /// Tasks that yielded (`yield_now`, a spent budget): they wait until the queues
     /// hold nothing else, or the next kqueue poll, so that a yielding loop defers to every
     /// other task, remote spawns included (tokio defers them the same way).
     deferred: RefCell<Vec<Runnable>>,
@@ -121,7 +122,7 @@ fn current_worker(shared: *const Shared) -> Option<usize> {
 }
 
 /// The schedule function of multi-thread tasks.
-pub(crate) fn schedule(runnable: Runnable, yielded: bool) {
+pub(crate) fn schedule(runnable: Runnable, woken: Woken) {
     let Scheduler::Multi(shared) = &runnable.metadata().sched else {
         unreachable!("a multi-thread task")
     };
@@ -129,9 +130,18 @@ pub(crate) fn schedule(runnable: Runnable, yielded: bool) {
     if let Some(local) = current_local(target) {
         // SAFETY: the worker's frame holds an `Arc<Shared>` for as long as `WORKER` names it.
         let shared = unsafe { &*target };
-        if yielded {
-            local.deferred.borrow_mut().push(runnable);
-            return;
+        match woken {
+            Woken::Yielded => {
+                local.deferred.borrow_mut().push(runnable);
+                return;
+            }
+            // Woken while it ran: the back of the queue, where other workers can steal it
+            // (the LIFO slot would let a task that keeps waking itself displace the queue).
+            Woken::WhileRunning => {
+                shared.push_local(local.index, runnable);
+                return;
+            }
+            Woken::Idle => {}
         }
         if !local.polling.get() {
             shared.push_local(local.index, runnable);
@@ -173,7 +183,7 @@ impl Shared {
             // thread spread over them.
             registry: Registry::new(4 * n),
             blocking,
-            closed: AtomicBool::new(false),
+            gate: Gate::new(),
             next_driver: AtomicUsize::new(0),
             event_capacity: event_capacity.max(1),
             running: Mutex::new(0),
@@ -182,7 +192,12 @@ impl Shared {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.gate.is_closed()
+    }
+
+    /// Whether this thread is one of the workers.
+    pub(crate) fn is_worker_thread(&self) -> bool {
+        current_worker(self).is_some()
     }
 
     pub(crate) fn worker_count(&self) -> usize {
@@ -208,7 +223,7 @@ impl Shared {
     }
 
     fn push_remote(&self, runnable: Runnable) {
-        super::push_remote(&self.closed, &self.inject, runnable, || self.notify_one());
+        super::push_remote(&self.gate, &self.inject, runnable, || self.notify_one());
     }
 
     /// Wakes one sleeping worker, unless one is already searching for work.
@@ -357,12 +372,11 @@ impl Shared {
                 // It polled its kqueue since we last looked: not stuck.
                 continue;
             }
-            if let Ok(turn) = worker.driver.turn(events, Some(Duration::ZERO)) {
-                if turn.woken {
-                    worker.driver.wake();
-                }
-                found += turn.events;
+            let turn = super::turn_or_panic(&worker.driver, events, Some(Duration::ZERO));
+            if turn.woken {
+                worker.driver.wake();
             }
+            found += turn.events;
         }
         found
     }
@@ -382,7 +396,7 @@ impl Shared {
         }
         // Work pushed before we were counted as sleeping would have found no one to wake.
         if !(self.has_work() || self.is_closed()) {
-            let _ = worker.driver.turn(events, None);
+            super::turn_or_panic(&worker.driver, events, None);
         }
         worker.parked.store(false, Ordering::SeqCst);
         // Woken by our own events (or never slept): take ourselves off the sleeper list. If a
@@ -438,7 +452,7 @@ impl Shared {
                 tick = tick.wrapping_add(1);
                 if tick % EVENT_INTERVAL == 0 {
                     if worker.driver.has_registrations() {
-                        let _ = worker.driver.turn(&mut events, Some(Duration::ZERO));
+                        super::turn_or_panic(&worker.driver, &mut events, Some(Duration::ZERO));
                     }
                     worker.turns.fetch_add(1, Ordering::Relaxed);
                     self.wake_deferred(&local);
@@ -538,7 +552,7 @@ impl Shared {
     /// Stops the workers (waiting up to `timeout` for them to finish their current poll), then
     /// cancels every task.
     pub(crate) fn shutdown(self: &Arc<Self>, handle: &Handle, timeout: Option<Duration>) {
-        self.closed.store(true, Ordering::SeqCst);
+        self.gate.close();
         for index in 0..self.workers.len() {
             self.workers[index].parked.store(false, Ordering::SeqCst);
             self.workers[index].driver.wake();
@@ -568,18 +582,33 @@ impl Shared {
         // The cancelled tasks' sleeps queue their deletes; apply them per kqueue in batches
         // below rather than one kevent per sleep.
         let batch = context::batch_changes();
-        // Woken from here, an idle task lands in the injection queue and, the runtime being
-        // closed, is cancelled on the spot.
-        self.registry.cancel_all(|| {
-            while let Some(r) = self.inject.pop() {
-                task::cancel(r);
-            }
-            for worker in self.workers.iter() {
-                while let Some(r) = worker.queue.pop() {
+        // Woken from here (or by the destructors of the tasks cancelled here), an idle task
+        // lands in the injection queue, where this loop finds it: cancelling is iterative,
+        // however long a chain of tasks that wake each other on drop.
+        let drain = || {
+            let mut any = false;
+            loop {
+                let mut more = false;
+                while let Some(r) = self.inject.pop() {
+                    more = true;
                     task::cancel(r);
                 }
+                for worker in self.workers.iter() {
+                    while let Some(r) = worker.queue.pop() {
+                        more = true;
+                        task::cancel(r);
+                    }
+                }
+                if !more {
+                    return any;
+                }
+                any = true;
             }
-        });
+        };
+        self.registry.cancel_all(drain);
+        self.gate.finish();
+        // A wake-up that saw the runtime closing may have queued its task after the last pass.
+        gate::drain(&self.gate, &self.inject, task::cancel);
         drop(batch);
         for worker in self.workers.iter() {
             if worker.driver.has_pending() {
