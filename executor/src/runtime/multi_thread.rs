@@ -6,20 +6,19 @@
 //! herd, no hand-off of a shared driver between threads), and I/O registered by a task lands
 //! on the kqueue of the worker that ran it, whose wakers push to that worker's local queue
 //! (cache-warm). The cost is that a worker stuck in a long poll delays its own kqueue's events;
-//! two things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks, and a
+//! three things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks; a
 //! worker that runs out of work polls the kqueues of busy workers (without waiting) before it
 //! goes to sleep, taking the tasks those events wake (only from a worker that has not polled
-//! its kqueue since the thief last looked: a stuck one).
+//! its kqueue since the thief last looked: a stuck one); and while another worker is awake with
+//! registrations, a sleeping worker sleeps in spells of `STUCK_CHECK` and looks again after
+//! each, so no socket waits for a stuck worker longer than about two spells.
 //!
-//! Measured (`benches/wake_paths.rs`, on the epoll shim, threads pinned): waking a worker
-//! asleep in its own kqueue is 1.46-1.52x faster (2 cores) and 1.24-1.42x faster (16 cores)
-//! than waking one of W workers asleep in a shared kqueue, and costs exactly one sleeping
-//! thread per wake; a shared kqueue returns one thread per EV_CLEAR trigger but rouses about
-//! two in the kernel (the level-triggered wake eventfd), doubling the waiters' CPU time, and
-//! it cannot wake the particular worker that has the work.
+//! `benches/wake_paths.rs` compares this with one kqueue shared by all workers: a wake-up
+//! aimed at one worker's own kqueue costs one sleeping thread, while a shared kqueue rouses
+//! more than one waiter per trigger and cannot wake the particular worker that has the work.
 //!
 //! Run order inside a worker: the injection queue every `remote_interval` tasks (tuned to
-//! about 200 µs of task time); the LIFO slot (a task woken or spawned by the running task runs
+//! about 200 µs of task time, so slow tasks cannot hold remote spawns back); the LIFO slot (a task woken or spawned by the running task runs
 //! next, cache-warm, at most `MAX_LIFO_POLLS` times in a row); the local queue; the injection
 //! queue; tasks that yielded (deferred until nothing else is queued, as tokio does, so a
 //! yielding loop cannot hold back remote spawns); other workers' queues; then sleep.
@@ -95,6 +94,11 @@ struct Local {
     /// events go to the queue, in event order (timers due together run in deadline order).
     polling: Cell<bool>,
 }
+
+/// The longest a worker sleeps while another one runs tasks with I/O on its kqueue: the
+/// bound on how long that kqueue's events wait if its worker is stuck in a long poll (a worker
+/// is found stuck when it has not polled its kqueue between two looks: within two spells).
+const STUCK_CHECK: Duration = Duration::from_millis(2);
 
 /// Consecutive polls from the LIFO slot before the queue gets a turn (tokio's figure): two
 /// tasks waking each other would otherwise starve everything else on the worker.
@@ -381,6 +385,14 @@ impl Shared {
         found
     }
 
+    /// Whether a worker other than `index` is awake (running tasks) with I/O or timers on its
+    /// kqueue.
+    fn others_run_with_io(&self, index: usize) -> bool {
+        self.workers.iter().enumerate().any(|(i, w)| {
+            i != index && !w.parked.load(Ordering::SeqCst) && w.driver.has_registrations()
+        })
+    }
+
     fn park(&self, index: usize, events: &mut [Kevent], searching: bool) {
         let worker = &self.workers[index];
         // `parked` first: a notifier that takes us off the sleeper list after this point
@@ -396,7 +408,11 @@ impl Shared {
         }
         // Work pushed before we were counted as sleeping would have found no one to wake.
         if !(self.has_work() || self.is_closed()) {
-            super::turn_or_panic(&worker.driver, events, None);
+            // While another worker runs tasks and has registrations, sleep in bounded spells:
+            // if it is stuck in a long poll, nobody collects its kqueue's events, and the
+            // look at the other kqueues after each spell (`steal_events`) takes them.
+            let timeout = self.others_run_with_io(index).then_some(STUCK_CHECK);
+            super::turn_or_panic(&worker.driver, events, timeout);
         }
         worker.parked.store(false, Ordering::SeqCst);
         // Woken by our own events (or never slept): take ourselves off the sleeper list. If a
