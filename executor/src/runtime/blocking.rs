@@ -175,22 +175,13 @@ impl Shared {
         drop(state);
         queued.into_iter().for_each(task::cancel);
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut state = self.lock();
-        while state.threads > 0 {
-            state = match deadline {
-                None => self.exited.wait(state).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break;
-                    }
-                    self.exited
-                        .wait_timeout(state, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
-        }
+        let state = self.lock();
+        drop(super::wait_while_until(
+            &self.exited,
+            state,
+            deadline,
+            |s| s.threads > 0,
+        ));
     }
 }
 

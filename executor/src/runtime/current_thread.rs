@@ -26,6 +26,7 @@ use super::blocking;
 use super::context;
 use super::gate::{self, Gate};
 use super::park::ThreadWaker;
+use super::sleep_flag::SleepFlag;
 use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
 use crate::task::{self, coop, registry::Registry, Runnable};
@@ -36,7 +37,7 @@ pub(crate) struct Shared {
     remote: SegQueue<Runnable>,
     /// The driving thread is (about to be) asleep in the kqueue, or — for an embedded runtime —
     /// outside `turn`: a remote wake-up must trigger the kqueue.
-    parked: AtomicBool,
+    parked: SleepFlag,
     /// The core, while no thread drives it.
     core: Mutex<Option<Box<Core>>>,
     /// Threads in `block_on` waiting for the core.
@@ -126,7 +127,7 @@ impl Shared {
             Shared {
                 driver,
                 remote: SegQueue::new(),
-                parked: AtomicBool::new(false),
+                parked: SleepFlag::new(false),
                 core: Mutex::new(Some(core)),
                 core_waiters: Mutex::new(Vec::new()),
                 registry: Registry::new(1),
@@ -147,7 +148,7 @@ impl Shared {
 
     /// Wakes the driving thread if it sleeps (one trigger per sleep).
     fn unpark(&self) {
-        if self.parked.swap(false, Ordering::SeqCst) {
+        if self.parked.take() {
             self.driver.wake();
         }
     }
@@ -168,7 +169,7 @@ impl Shared {
     /// From now on the host's loop, not this crate, waits on the kqueue: every remote wake-up
     /// outside `turn` must trigger it.
     pub(crate) fn set_embedded(&self) {
-        self.parked.store(true, Ordering::SeqCst);
+        self.parked.raise();
     }
 
     /// Records that this thread spawns local tasks; refuses if another thread already did.
@@ -238,13 +239,13 @@ impl Shared {
         timeout: Option<Duration>,
         more: impl Fn() -> bool,
     ) -> io::Result<usize> {
-        self.parked.store(true, Ordering::SeqCst);
+        self.parked.raise();
         if !self.remote.is_empty() || more() {
-            self.parked.store(false, Ordering::SeqCst);
+            self.parked.lower();
             return self.poll_driver(core, Some(Duration::ZERO));
         }
         let result = self.poll_driver(core, timeout);
-        self.parked.store(false, Ordering::SeqCst);
+        self.parked.lower();
         result
     }
 
@@ -263,9 +264,7 @@ impl Shared {
                 // thread, which is not parked): the swap orders the flag before the load of
                 // `parked` (the parker stores `parked`, then loads `woken`), and `unpark`'s
                 // swap runs only when the thread really sleeps.
-                if !self.woken.swap(true, Ordering::SeqCst)
-                    && self.shared.parked.load(Ordering::SeqCst)
-                {
+                if !self.woken.swap(true, Ordering::SeqCst) && self.shared.parked.is_up() {
                     self.shared.unpark();
                 }
             }
@@ -352,7 +351,7 @@ impl Shared {
             self.driver.flush();
         }
         // Back to "outside turn": remote wake-ups must trigger the kqueue for the host.
-        self.parked.store(true, Ordering::SeqCst);
+        self.parked.raise();
         out
     }
 
@@ -366,7 +365,7 @@ impl Shared {
     ) -> io::Result<bool> {
         let _core = set_core(core);
         let _driving = context::set_driving(&self.driver);
-        self.parked.store(false, Ordering::SeqCst);
+        self.parked.lower();
         let mut ran = 0;
         while ran < EVENT_INTERVAL && self.run_one(core) {
             ran += 1;
@@ -386,7 +385,7 @@ impl Shared {
             self.driver.flush();
         }
         // Outside `turn` the host waits on the kqueue's fd: remote wake-ups must trigger it.
-        self.parked.store(true, Ordering::SeqCst);
+        self.parked.raise();
         result?;
         Ok(!core.queue.borrow().is_empty() || !self.remote.is_empty())
     }

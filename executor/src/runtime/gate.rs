@@ -134,7 +134,7 @@ pub(crate) fn drain<T>(gate: &Gate, queue: &impl TaskQueue<T>, mut cancel: impl 
 }
 
 #[cfg(all(test, loom))]
-mod loom_tests {
+pub(crate) mod loom_tests {
     use super::*;
     use crate::loom::sync::atomic::AtomicUsize;
     use crate::loom::sync::{Arc, Mutex};
@@ -147,7 +147,7 @@ mod loom_tests {
     /// fences, so a queue made of a mutex alone would report interleavings the real one
     /// forbids.)
     #[derive(Default)]
-    struct Queue(Mutex<VecDeque<u32>>, AtomicUsize);
+    pub(crate) struct Queue(Mutex<VecDeque<u32>>, AtomicUsize);
 
     impl TaskQueue<u32> for Queue {
         fn push(&self, item: u32) {

@@ -10,6 +10,7 @@ pub(crate) mod handle;
 mod local;
 pub(crate) mod multi_thread;
 mod park;
+pub(crate) mod sleep_flag;
 
 use std::future::Future;
 use std::io;
@@ -42,6 +43,32 @@ pub(crate) fn push_remote(
     notify: impl FnOnce(),
 ) {
     gate::push(gate, queue, runnable, notify, crate::task::cancel);
+}
+
+/// Waits on `condvar` while `busy` holds, until `deadline` if there is one (shutdown's wait for
+/// workers and for blocking threads); returns the guard either way.
+pub(crate) fn wait_while_until<'a, T>(
+    condvar: &std::sync::Condvar,
+    mut guard: std::sync::MutexGuard<'a, T>,
+    deadline: Option<std::time::Instant>,
+    mut busy: impl FnMut(&mut T) -> bool,
+) -> std::sync::MutexGuard<'a, T> {
+    while busy(&mut guard) {
+        guard = match deadline {
+            None => condvar.wait(guard).unwrap_or_else(|e| e.into_inner()),
+            Some(d) => {
+                let now = std::time::Instant::now();
+                if now >= d {
+                    break;
+                }
+                condvar
+                    .wait_timeout(guard, d - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+        };
+    }
+    guard
 }
 
 /// Waits on a runtime thread's kqueue. A failure other than an interruption (which `turn`

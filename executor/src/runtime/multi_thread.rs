@@ -31,7 +31,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -42,6 +42,7 @@ use knote_reactor::Kevent;
 use super::blocking;
 use super::context;
 use super::gate::{self, Gate};
+use super::sleep_flag::SleepFlag;
 use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
 use crate::task::{self, registry::Registry, Runnable, Woken};
@@ -53,7 +54,7 @@ struct Worker {
     driver: Arc<Driver>,
     queue: ArrayQueue<Runnable>,
     /// Asleep (or about to sleep) in its kqueue: a wake-up must trigger it.
-    parked: AtomicBool,
+    parked: SleepFlag,
     /// How many times it has polled its own kqueue (tells a stuck worker from a busy one).
     turns: AtomicU64,
 }
@@ -169,7 +170,7 @@ impl Shared {
                 Ok(Worker {
                     driver: Arc::new(Driver::new()?),
                     queue: ArrayQueue::new(LOCAL_QUEUE),
-                    parked: AtomicBool::new(false),
+                    parked: SleepFlag::new(false),
                     turns: AtomicU64::new(0),
                 })
             })
@@ -252,7 +253,7 @@ impl Shared {
 
     fn unpark(&self, index: usize) {
         let worker = &self.workers[index];
-        if worker.parked.swap(false, Ordering::SeqCst) {
+        if worker.parked.take() {
             worker.driver.wake();
         }
     }
@@ -365,10 +366,7 @@ impl Shared {
     fn steal_events(&self, index: usize, seen: &mut [u64], events: &mut [Kevent]) -> usize {
         let mut found = 0;
         for (i, worker) in self.workers.iter().enumerate() {
-            if i == index
-                || worker.parked.load(Ordering::SeqCst)
-                || !worker.driver.has_registrations()
-            {
+            if i == index || worker.parked.is_up() || !worker.driver.has_registrations() {
                 continue;
             }
             let turns = worker.turns.load(Ordering::Relaxed);
@@ -388,16 +386,17 @@ impl Shared {
     /// Whether a worker other than `index` is awake (running tasks) with I/O or timers on its
     /// kqueue.
     fn others_run_with_io(&self, index: usize) -> bool {
-        self.workers.iter().enumerate().any(|(i, w)| {
-            i != index && !w.parked.load(Ordering::SeqCst) && w.driver.has_registrations()
-        })
+        self.workers
+            .iter()
+            .enumerate()
+            .any(|(i, w)| i != index && !w.parked.is_up() && w.driver.has_registrations())
     }
 
     fn park(&self, index: usize, events: &mut [Kevent], searching: bool) {
         let worker = &self.workers[index];
         // `parked` first: a notifier that takes us off the sleeper list after this point
         // will trigger our kqueue.
-        worker.parked.store(true, Ordering::SeqCst);
+        worker.parked.raise();
         {
             let mut sleepers = self.idle.sleepers.lock().unwrap_or_else(|e| e.into_inner());
             sleepers.push(index);
@@ -414,7 +413,7 @@ impl Shared {
             let timeout = self.others_run_with_io(index).then_some(STUCK_CHECK);
             super::turn_or_panic(&worker.driver, events, timeout);
         }
-        worker.parked.store(false, Ordering::SeqCst);
+        worker.parked.lower();
         // Woken by our own events (or never slept): take ourselves off the sleeper list. If a
         // notifier already did, it also counted us as searching.
         let mut sleepers = self.idle.sleepers.lock().unwrap_or_else(|e| e.into_inner());
@@ -570,29 +569,12 @@ impl Shared {
     pub(crate) fn shutdown(self: &Arc<Self>, handle: &Handle, timeout: Option<Duration>) {
         self.gate.close();
         for index in 0..self.workers.len() {
-            self.workers[index].parked.store(false, Ordering::SeqCst);
+            self.workers[index].parked.lower();
             self.workers[index].driver.wake();
         }
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        while *running > 0 {
-            running = match deadline {
-                None => self
-                    .all_stopped
-                    .wait(running)
-                    .unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break;
-                    }
-                    self.all_stopped
-                        .wait_timeout(running, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
-        }
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let running = super::wait_while_until(&self.all_stopped, running, deadline, |n| *n > 0);
         drop(running);
         let _enter = context::enter(handle.clone());
         // The cancelled tasks' sleeps queue their deletes; apply them per kqueue in batches
