@@ -7,6 +7,7 @@ pub(crate) mod context;
 pub(crate) mod current_thread;
 pub(crate) mod gate;
 pub(crate) mod handle;
+mod idle;
 mod local;
 pub(crate) mod multi_thread;
 mod park;

@@ -23,11 +23,8 @@
 //! queue; tasks that yielded (deferred until nothing else is queued, as tokio does, so a
 //! yielding loop cannot hold back remote spawns); other workers' queues; then sleep.
 //!
-//! Idle protocol (after tokio's): at most one worker is woken per burst of work. A worker that
-//! finds no task becomes *searching*; a wake-up is sent only when no worker is searching and
-//! one sleeps, and a searching worker that finds work wakes the next sleeper, so wake-ups
-//! cascade only as far as there is work. Wake-ups are coalesced per sleep: `parked` is swapped
-//! to false by whoever sends the one trigger.
+//! Idle protocol: see `idle.rs` (at most one worker woken per burst of work). Wake-ups are
+//! coalesced per sleep by each worker's `SleepFlag`.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -42,6 +39,7 @@ use knote_reactor::Kevent;
 use super::blocking;
 use super::context;
 use super::gate::{self, Gate};
+use super::idle::Idle;
 use super::sleep_flag::SleepFlag;
 use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
@@ -57,12 +55,6 @@ struct Worker {
     parked: SleepFlag,
     /// How many times it has polled its own kqueue (tells a stuck worker from a busy one).
     turns: AtomicU64,
-}
-
-struct Idle {
-    sleepers: Mutex<Vec<usize>>,
-    num_sleeping: AtomicUsize,
-    num_searching: AtomicUsize,
 }
 
 /// Everything the workers, handles and wakers share.
@@ -179,11 +171,7 @@ impl Shared {
         Ok(Arc::new(Shared {
             workers,
             inject: SegQueue::new(),
-            idle: Idle {
-                sleepers: Mutex::new(Vec::with_capacity(n)),
-                num_sleeping: AtomicUsize::new(0),
-                num_searching: AtomicUsize::new(0),
-            },
+            idle: Idle::new(n),
             // Several shards per worker: completions on every worker and spawns from any
             // thread spread over them.
             registry: Registry::new(4 * n),
@@ -233,22 +221,9 @@ impl Shared {
 
     /// Wakes one sleeping worker, unless one is already searching for work.
     fn notify_one(&self) {
-        if self.idle.num_searching.load(Ordering::SeqCst) != 0
-            || self.idle.num_sleeping.load(Ordering::SeqCst) == 0
-        {
-            return;
+        if let Some(index) = self.idle.to_notify() {
+            self.unpark(index);
         }
-        let mut sleepers = self.idle.sleepers.lock().unwrap_or_else(|e| e.into_inner());
-        if self.idle.num_searching.load(Ordering::SeqCst) != 0 {
-            return;
-        }
-        let Some(index) = sleepers.pop() else {
-            return;
-        };
-        self.idle.num_sleeping.fetch_sub(1, Ordering::SeqCst);
-        self.idle.num_searching.fetch_add(1, Ordering::SeqCst);
-        drop(sleepers);
-        self.unpark(index);
     }
 
     fn unpark(&self, index: usize) {
@@ -261,7 +236,7 @@ impl Shared {
     /// A searching worker found work; if it was the last one searching, another sleeper gets
     /// a chance to look for more.
     fn stop_searching(&self) {
-        if self.idle.num_searching.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.idle.stop_searching() {
             self.notify_one();
         }
     }
@@ -397,14 +372,7 @@ impl Shared {
         // `parked` first: a notifier that takes us off the sleeper list after this point
         // will trigger our kqueue.
         worker.parked.raise();
-        {
-            let mut sleepers = self.idle.sleepers.lock().unwrap_or_else(|e| e.into_inner());
-            sleepers.push(index);
-            self.idle.num_sleeping.fetch_add(1, Ordering::SeqCst);
-            if searching {
-                self.idle.num_searching.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
+        self.idle.sleep(index, searching);
         // Work pushed before we were counted as sleeping would have found no one to wake.
         if !(self.has_work() || self.is_closed()) {
             // While another worker runs tasks and has registrations, sleep in bounded spells:
@@ -416,12 +384,7 @@ impl Shared {
         worker.parked.lower();
         // Woken by our own events (or never slept): take ourselves off the sleeper list. If a
         // notifier already did, it also counted us as searching.
-        let mut sleepers = self.idle.sleepers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pos) = sleepers.iter().position(|&i| i == index) {
-            sleepers.swap_remove(pos);
-            self.idle.num_sleeping.fetch_sub(1, Ordering::SeqCst);
-            self.idle.num_searching.fetch_add(1, Ordering::SeqCst);
-        }
+        self.idle.wake_up(index);
     }
 
     fn run_worker(self: &Arc<Self>, index: usize, handle: &Handle) {
@@ -495,7 +458,7 @@ impl Shared {
             searching = true;
         }
         if searching {
-            self.idle.num_searching.fetch_sub(1, Ordering::SeqCst);
+            self.idle.stop_searching();
         }
         // `shutdown_timeout` may have stopped waiting for this worker and drained the queues
         // while a poll here outlived it; what that poll scheduled since (the task itself, woken
