@@ -141,7 +141,13 @@ pub(crate) fn schedule(runnable: Runnable, woken: Woken) {
             Woken::Idle => {}
         }
         if !local.polling.get() {
-            shared.push_local(local.index, runnable);
+            // Woken by this worker's kqueue events: queued without a notification each; the
+            // worker notifies once after its turn if it has more than it can run next
+            // (`notify_if_queued`), instead of one wake-up attempt per event.
+            let queue = &shared.workers[local.index].queue;
+            if let Err(r) = queue.push(runnable) {
+                shared.inject.push(r);
+            }
         } else if let Some(previous) = local.lifo.replace(Some(runnable)) {
             shared.push_local(local.index, previous);
         }
@@ -285,6 +291,14 @@ impl Shared {
         queue.pop().or_else(|| self.inject.pop())
     }
 
+    /// After a turn of a kqueue on worker `index`: if the events queued more than one task,
+    /// a sleeper may come for the rest.
+    fn notify_if_queued(&self, index: usize) {
+        if self.workers[index].queue.len() > 1 {
+            self.notify_one();
+        }
+    }
+
     /// Puts the yielded tasks back in the queue; whether there were any.
     fn wake_deferred(&self, local: &Local) -> bool {
         let deferred = std::mem::take(&mut *local.deferred.borrow_mut());
@@ -350,6 +364,7 @@ impl Shared {
                 continue;
             }
             let turn = super::turn_or_panic(&worker.driver, events, Some(Duration::ZERO));
+            self.notify_if_queued(index);
             if turn.woken {
                 worker.driver.wake();
             }
@@ -385,6 +400,7 @@ impl Shared {
         // Woken by our own events (or never slept): take ourselves off the sleeper list. If a
         // notifier already did, it also counted us as searching.
         self.idle.wake_up(index);
+        self.notify_if_queued(index);
     }
 
     fn run_worker(self: &Arc<Self>, index: usize, handle: &Handle) {
@@ -431,6 +447,7 @@ impl Shared {
                 if tick % EVENT_INTERVAL == 0 {
                     if worker.driver.has_registrations() {
                         super::turn_or_panic(&worker.driver, &mut events, Some(Duration::ZERO));
+                        self.notify_if_queued(index);
                     }
                     worker.turns.fetch_add(1, Ordering::Relaxed);
                     self.wake_deferred(&local);
