@@ -380,3 +380,42 @@ fn panicking_destructor_is_contained() {
         assert_eq!(rt.block_on(rt.spawn(async { 1 })).unwrap(), 1);
     });
 }
+
+/// An abort that lands while the task returns `Pending` from its first poll (when it files
+/// itself in the registry): the abort's store and the task's store must not miss each other
+/// (store buffering left 1 of ~28k such handles unresolved). The interleaving is rare; the
+/// loom model `abort_against_register_idle` checks it exhaustively, this checks the real thing.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn abort_at_the_first_pending_always_resolves() {
+    watchdog(|| {
+        let rt = Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let rounds = if cfg!(debug_assertions) {
+            5_000
+        } else {
+            30_000
+        };
+        let mut handles = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let started = Arc::new(AtomicBool::new(false));
+            let s = Arc::clone(&started);
+            let h = rt.spawn(async move {
+                s.store(true, Ordering::SeqCst);
+                pending::<()>().await;
+            });
+            while !started.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+            h.abort();
+            handles.push(h);
+        }
+        rt.block_on(async {
+            for h in handles {
+                assert!(h.await.unwrap_err().is_cancelled());
+            }
+        });
+    });
+}

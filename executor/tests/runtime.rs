@@ -445,3 +445,51 @@ fn block_on_inside_a_task_panics() {
         assert!(msg.contains("block_on"), "{msg}");
     });
 }
+
+/// Dropping a runtime on one of its own threads would wait for that thread forever: it panics
+/// with a clear message instead (it deadlocked).
+#[test]
+#[cfg_attr(miri, ignore)]
+fn dropping_a_runtime_on_its_own_thread_panics() {
+    for blocking in [false, true] {
+        watchdog(move || {
+            let rt = Builder::new_multi_thread()
+                .worker_threads(2)
+                .build()
+                .unwrap();
+            let slot = Arc::new(std::sync::Mutex::new(None::<knote_executor::Runtime>));
+            let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
+            let (go_tx, go_rx) = oneshot::channel::<()>();
+            let s = Arc::clone(&slot);
+            let drop_it = move || {
+                let rt = s.lock().unwrap().take();
+                let result = catch_unwind(AssertUnwindSafe(move || drop(rt)));
+                let message = result.err().map(|p| {
+                    p.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default()
+                });
+                let _ = tx.send(message);
+            };
+            if blocking {
+                rt.spawn(async move {
+                    let _ = go_rx.await;
+                    knote_executor::spawn_blocking(drop_it);
+                });
+            } else {
+                rt.spawn(async move {
+                    let _ = go_rx.await;
+                    drop_it();
+                });
+            }
+            *slot.lock().unwrap() = Some(rt);
+            go_tx.send(()).unwrap();
+            let message = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("dropping the runtime on its own thread never returned (deadlock)");
+            let message = message.expect("the drop did not panic");
+            assert!(message.contains("own threads"), "{message}");
+        });
+    }
+}

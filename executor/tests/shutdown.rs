@@ -482,3 +482,47 @@ fn local_runtime_shutdown_timeout() {
         block_on_plain(h, LIMIT).unwrap();
     });
 }
+
+/// A chain of idle tasks, each holding the sender that wakes the next: dropping task i's
+/// future wakes task i + 1. Shutdown must cancel the chain in a loop; cancelling inside the
+/// wake-up recursed once per task (a multi-thread runtime overflowed its stack at 100k).
+#[test]
+#[cfg_attr(miri, ignore)]
+fn shutdown_cancels_a_wake_on_drop_chain_iteratively() {
+    const N: usize = if cfg!(debug_assertions) {
+        100_000
+    } else {
+        1_000_000
+    };
+    on(&[Flavour::Current, Flavour::Multi4], |rt, _| {
+        let started = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (first_tx, mut rx) = oneshot::channel::<()>();
+        let mut handles = Vec::with_capacity(N);
+        for _ in 0..N {
+            let (tx, next_rx) = oneshot::channel::<()>();
+            let this_rx = std::mem::replace(&mut rx, next_rx);
+            let (started, guard) = (Arc::clone(&started), DropGuard::counting(&dropped));
+            handles.push(rt.spawn(async move {
+                let _guard = guard;
+                let _wakes_the_next_on_drop = tx;
+                started.fetch_add(1, Ordering::SeqCst);
+                let _ = this_rx.await;
+            }));
+        }
+        rt.block_on(async {
+            while started.load(Ordering::SeqCst) < N {
+                sleep(Duration::from_millis(1)).await;
+            }
+        });
+        let handle = rt.handle().clone();
+        wait_until(LIMIT, "every task idle", || handle.live_tasks() == N);
+        drop(rt);
+        assert_eq!(dropped.load(Ordering::SeqCst), N);
+        assert_eq!(handle.live_tasks(), 0);
+        drop(first_tx);
+        for h in handles.into_iter().step_by(997) {
+            assert!(block_on_plain(h, LIMIT).unwrap_err().is_cancelled());
+        }
+    });
+}

@@ -250,3 +250,55 @@ fn many_ready_join_handles_in_one_poll_do_not_starve() {
         assert!(total > 0);
     });
 }
+
+/// Wakes its task while it runs, like an event arriving mid-poll (not a yield).
+struct WakeSelfOnce(bool);
+
+impl std::future::Future for WakeSelfOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+/// A task woken while it runs is queued like any woken task; only `yield_now` sends a task
+/// behind everything else. (Every wake-up while running was treated as a yield: such a task
+/// waited behind yielding loops and was invisible to stealers.)
+#[test]
+#[cfg_attr(miri, ignore)]
+fn woken_while_running_is_not_a_yield() {
+    on(&[common::Flavour::Multi1], |rt, _| {
+        let yields = Arc::new(AtomicUsize::new(0));
+        let seen = rt.block_on(async {
+            let y = Arc::clone(&yields);
+            spawn(async move {
+                let y2 = Arc::clone(&y);
+                // A yielding loop, spawned by the task below on the same (only) worker.
+                spawn(async move {
+                    for _ in 0..100 {
+                        knote_executor::task::yield_now().await;
+                        y2.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+                for _ in 0..10 {
+                    WakeSelfOnce(false).await;
+                }
+                y.load(Ordering::SeqCst)
+            })
+            .await
+            .unwrap()
+        });
+        assert!(
+            seen <= 1,
+            "the yielding loop ran {seen} times ahead of a task woken while running"
+        );
+    });
+}

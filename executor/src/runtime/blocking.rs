@@ -97,10 +97,10 @@ impl Shared {
         } else if state.threads < self.max_threads {
             state.threads += 1;
             drop(state);
-            if let Err(e) = self.spawn_thread() {
+            if self.spawn_thread().is_err() {
                 // No thread: the task waits in the queue for a running one (if any). With
-                // none at all, nothing would ever run it: cancel what is queued.
-                eprintln!("knote: could not start a blocking thread: {e}");
+                // none at all, nothing would ever run it: cancel what is queued (its
+                // JoinHandle reports the cancellation).
                 let mut state = self.lock();
                 state.threads -= 1;
                 if state.threads == 0 {
@@ -121,7 +121,14 @@ impl Shared {
         builder.spawn(move || shared.run()).map(drop)
     }
 
+    /// Whether this thread is one of this pool's.
+    pub(crate) fn is_pool_thread(&self) -> bool {
+        POOL.try_with(|p| std::ptr::eq(p.get(), self))
+            .unwrap_or(false)
+    }
+
     fn run(self: Arc<Self>) {
+        POOL.with(|p| p.set(Arc::as_ptr(&self)));
         let handle = self
             .handle
             .lock()
@@ -168,23 +175,19 @@ impl Shared {
         drop(state);
         queued.into_iter().for_each(task::cancel);
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut state = self.lock();
-        while state.threads > 0 {
-            state = match deadline {
-                None => self.exited.wait(state).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break;
-                    }
-                    self.exited
-                        .wait_timeout(state, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
-        }
+        let state = self.lock();
+        drop(super::wait_while_until(
+            &self.exited,
+            state,
+            deadline,
+            |s| s.threads > 0,
+        ));
     }
+}
+
+thread_local! {
+    /// The pool this thread belongs to (set for the thread's whole life).
+    static POOL: std::cell::Cell<*const Shared> = const { std::cell::Cell::new(std::ptr::null()) };
 }
 
 /// The schedule function of blocking tasks.

@@ -24,7 +24,9 @@ use knote_reactor::Kevent;
 
 use super::blocking;
 use super::context;
+use super::gate::{self, Gate};
 use super::park::ThreadWaker;
+use super::sleep_flag::SleepFlag;
 use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
 use crate::task::{self, coop, registry::Registry, Runnable};
@@ -35,14 +37,14 @@ pub(crate) struct Shared {
     remote: SegQueue<Runnable>,
     /// The driving thread is (about to be) asleep in the kqueue, or — for an embedded runtime —
     /// outside `turn`: a remote wake-up must trigger the kqueue.
-    parked: AtomicBool,
+    parked: SleepFlag,
     /// The core, while no thread drives it.
     core: Mutex<Option<Box<Core>>>,
     /// Threads in `block_on` waiting for the core.
     core_waiters: Mutex<Vec<Thread>>,
     pub(crate) registry: Registry,
     pub(crate) blocking: Arc<blocking::Shared>,
-    closed: AtomicBool,
+    gate: Gate,
     /// The thread that spawned `spawn_local` tasks, if any did.
     local_owner: Mutex<Option<ThreadId>>,
 }
@@ -125,28 +127,28 @@ impl Shared {
             Shared {
                 driver,
                 remote: SegQueue::new(),
-                parked: AtomicBool::new(false),
+                parked: SleepFlag::new(false),
                 core: Mutex::new(Some(core)),
                 core_waiters: Mutex::new(Vec::new()),
                 registry: Registry::new(1),
                 blocking,
-                closed: AtomicBool::new(false),
+                gate: Gate::new(),
                 local_owner: Mutex::new(None),
             }
         }))
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.gate.is_closed()
     }
 
     fn push_remote(&self, runnable: Runnable) {
-        super::push_remote(&self.closed, &self.remote, runnable, || self.unpark());
+        super::push_remote(&self.gate, &self.remote, runnable, || self.unpark());
     }
 
     /// Wakes the driving thread if it sleeps (one trigger per sleep).
     fn unpark(&self) {
-        if self.parked.swap(false, Ordering::SeqCst) {
+        if self.parked.take() {
             self.driver.wake();
         }
     }
@@ -167,7 +169,7 @@ impl Shared {
     /// From now on the host's loop, not this crate, waits on the kqueue: every remote wake-up
     /// outside `turn` must trigger it.
     pub(crate) fn set_embedded(&self) {
-        self.parked.store(true, Ordering::SeqCst);
+        self.parked.raise();
     }
 
     /// Records that this thread spawns local tasks; refuses if another thread already did.
@@ -216,7 +218,9 @@ impl Shared {
         let tick = core.tick.get().wrapping_add(1);
         core.tick.set(tick);
         if tick % EVENT_INTERVAL == 0 && self.driver.has_registrations() {
-            let _ = self.poll_driver(core, Some(Duration::ZERO));
+            if let Err(e) = self.poll_driver(core, Some(Duration::ZERO)) {
+                panic!("knote: a runtime thread could not poll its kqueue: {e}");
+            }
         }
         true
     }
@@ -235,13 +239,13 @@ impl Shared {
         timeout: Option<Duration>,
         more: impl Fn() -> bool,
     ) -> io::Result<usize> {
-        self.parked.store(true, Ordering::SeqCst);
+        self.parked.raise();
         if !self.remote.is_empty() || more() {
-            self.parked.store(false, Ordering::SeqCst);
+            self.parked.lower();
             return self.poll_driver(core, Some(Duration::ZERO));
         }
         let result = self.poll_driver(core, timeout);
-        self.parked.store(false, Ordering::SeqCst);
+        self.parked.lower();
         result
     }
 
@@ -260,9 +264,7 @@ impl Shared {
                 // thread, which is not parked): the swap orders the flag before the load of
                 // `parked` (the parker stores `parked`, then loads `woken`), and `unpark`'s
                 // swap runs only when the thread really sleeps.
-                if !self.woken.swap(true, Ordering::SeqCst)
-                    && self.shared.parked.load(Ordering::SeqCst)
-                {
+                if !self.woken.swap(true, Ordering::SeqCst) && self.shared.parked.is_up() {
                     self.shared.unpark();
                 }
             }
@@ -289,10 +291,8 @@ impl Shared {
                 continue;
             }
             if let Err(e) = self.park(core, None, || main.woken.load(Ordering::SeqCst)) {
-                // The kqueue itself failed (it cannot, short of fd exhaustion in the shim's
-                // inner calls): back off instead of spinning.
-                eprintln!("knote: waiting on the kqueue failed: {e}");
-                std::thread::sleep(Duration::from_millis(1));
+                // Retrying would spin on the failure: report it.
+                panic!("knote: a runtime thread could not wait on its kqueue: {e}");
             }
         }
     }
@@ -351,7 +351,7 @@ impl Shared {
         // earliest deadline.
         self.driver.flush();
         // Back to "outside turn": remote wake-ups must trigger the kqueue for the host.
-        self.parked.store(true, Ordering::SeqCst);
+        self.parked.raise();
         out
     }
 
@@ -365,7 +365,7 @@ impl Shared {
     ) -> io::Result<bool> {
         let _core = set_core(core);
         let _driving = context::set_driving(&self.driver);
-        self.parked.store(false, Ordering::SeqCst);
+        self.parked.lower();
         let mut ran = 0;
         while ran < EVENT_INTERVAL && self.run_one(core) {
             ran += 1;
@@ -383,7 +383,7 @@ impl Shared {
         // earliest deadline (a timer armed after our wait included), or nothing would wake it.
         self.driver.flush();
         // Outside `turn` the host waits on the kqueue's fd: remote wake-ups must trigger it.
-        self.parked.store(true, Ordering::SeqCst);
+        self.parked.raise();
         result?;
         Ok(!core.queue.borrow().is_empty() || !self.remote.is_empty())
     }
@@ -392,7 +392,7 @@ impl Shared {
     /// their futures), idle ones are woken first so that they get queued. Local tasks seen off
     /// their thread are leaked (see `task::cancel`).
     pub(crate) fn shutdown(self: &Arc<Self>, handle: &Handle, core: Option<&Core>) {
-        self.closed.store(true, Ordering::SeqCst);
+        self.gate.close();
         let _enter = context::enter(handle.clone());
         let taken = if core.is_none() {
             self.take_core()
@@ -402,20 +402,25 @@ impl Shared {
         let core = core.or(taken.as_deref());
         let _core = core.map(set_core);
         let _driving = context::set_driving(&self.driver);
+        // Wake-ups from here (the registry's, and those of the destructors of the tasks
+        // cancelled here) queue their tasks, which this loop cancels: iteratively, however
+        // long a chain of tasks that wake each other on drop.
         self.registry.cancel_all(|| {
-            if let Some(core) = core {
-                loop {
-                    let next = core.queue.borrow_mut().pop_front();
-                    match next {
-                        Some(r) => task::cancel(r),
-                        None => break,
+            let mut any = false;
+            loop {
+                let next = core.and_then(|core| core.queue.borrow_mut().pop_front());
+                match next.or_else(|| self.remote.pop()) {
+                    Some(r) => {
+                        any = true;
+                        task::cancel(r);
                     }
+                    None => return any,
                 }
             }
-            while let Some(r) = self.remote.pop() {
-                task::cancel(r);
-            }
         });
+        self.gate.finish();
+        // A wake-up that saw the runtime closing may have queued its task after the last pass.
+        gate::drain(&self.gate, &self.remote, task::cancel);
         drop(_core);
         if let Some(core) = taken {
             self.put_core(core);

@@ -5,10 +5,13 @@ pub(crate) mod blocking;
 mod builder;
 pub(crate) mod context;
 pub(crate) mod current_thread;
+pub(crate) mod gate;
 pub(crate) mod handle;
+mod idle;
 mod local;
 pub(crate) mod multi_thread;
 mod park;
+pub(crate) mod sleep_flag;
 
 use std::future::Future;
 use std::io;
@@ -22,7 +25,7 @@ pub use handle::{Handle, RuntimeFlavor, TryCurrentError};
 pub use local::LocalRuntime;
 
 use crate::task::registry::Registry;
-use crate::task::{JoinHandle, Runnable};
+use crate::task::{JoinHandle, Runnable, Woken};
 
 /// Tasks run between two polls of the kqueue when the run queue never empties (tokio's
 /// figure, a prime so that it does not beat in step with `REMOTE_INTERVAL`).
@@ -32,27 +35,54 @@ pub(crate) const EVENT_INTERVAL: u32 = 61;
 pub(crate) const REMOTE_INTERVAL: u32 = 31;
 
 /// Queues a task woken (or spawned) from outside the runtime's own threads and wakes the
-/// runtime with `notify`; on a runtime that is shutting down the task is cancelled on the spot.
-///
-/// Shutdown sets `closed`, then drains `queue`: a push that saw `closed` unset may land after
-/// that drain, so the pusher looks again after pushing and drains itself if it must.
+/// runtime with `notify`; on a runtime that is shutting down the task waits in the queue for
+/// the shutdown loop to cancel it (see [`gate`]).
 pub(crate) fn push_remote(
-    closed: &std::sync::atomic::AtomicBool,
+    gate: &gate::Gate,
     queue: &crossbeam_queue::SegQueue<Runnable>,
     runnable: Runnable,
     notify: impl FnOnce(),
 ) {
-    use std::sync::atomic::Ordering;
-    if closed.load(Ordering::Acquire) {
-        crate::task::cancel(runnable);
-        return;
+    gate::push(gate, queue, runnable, notify, crate::task::cancel);
+}
+
+/// Waits on `condvar` while `busy` holds, until `deadline` if there is one (shutdown's wait for
+/// workers and for blocking threads); returns the guard either way.
+pub(crate) fn wait_while_until<'a, T>(
+    condvar: &std::sync::Condvar,
+    mut guard: std::sync::MutexGuard<'a, T>,
+    deadline: Option<std::time::Instant>,
+    mut busy: impl FnMut(&mut T) -> bool,
+) -> std::sync::MutexGuard<'a, T> {
+    while busy(&mut guard) {
+        guard = match deadline {
+            None => condvar.wait(guard).unwrap_or_else(|e| e.into_inner()),
+            Some(d) => {
+                let now = std::time::Instant::now();
+                if now >= d {
+                    break;
+                }
+                condvar
+                    .wait_timeout(guard, d - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+        };
     }
-    queue.push(runnable);
-    notify();
-    if closed.load(Ordering::SeqCst) {
-        while let Some(r) = queue.pop() {
-            crate::task::cancel(r);
-        }
+    guard
+}
+
+/// Waits on a runtime thread's kqueue. A failure other than an interruption (which `turn`
+/// absorbs) cannot be handled there (retrying would spin on it): it is reported by a panic that
+/// names the cause.
+pub(crate) fn turn_or_panic(
+    driver: &crate::driver::Driver,
+    events: &mut [knote_reactor::Kevent],
+    timeout: Option<Duration>,
+) -> crate::driver::Turn {
+    match driver.turn(events, timeout) {
+        Ok(turn) => turn,
+        Err(e) => panic!("knote: a runtime thread could not wait on its kqueue: {e}"),
     }
 }
 
@@ -66,10 +96,10 @@ pub(crate) enum Scheduler {
 
 impl Scheduler {
     /// async-task's schedule function for every knote task.
-    pub(crate) fn schedule(runnable: Runnable, yielded: bool) {
+    pub(crate) fn schedule(runnable: Runnable, woken: Woken) {
         match &runnable.metadata().sched {
             Scheduler::Current(_) => current_thread::schedule(runnable),
-            Scheduler::Multi(_) => multi_thread::schedule(runnable, yielded),
+            Scheduler::Multi(_) => multi_thread::schedule(runnable, woken),
             Scheduler::Blocking(_) => blocking::schedule(runnable),
         }
     }
@@ -177,11 +207,30 @@ impl Runtime {
         if std::mem::replace(&mut self.shut_down, true) {
             return;
         }
+        if timeout.is_none() && self.on_own_thread() {
+            panic!(
+                "knote: a Runtime was dropped on one of its own threads (inside one of its \
+                 tasks or blocking closures); its shutdown would wait for this very thread \
+                 to finish, forever. Drop it outside the runtime, or call shutdown_background"
+            );
+        }
         match &self.handle.inner {
             handle::Inner::Current(s) => s.shutdown(&self.handle, None),
             handle::Inner::Multi(s) => s.shutdown(&self.handle, timeout),
         }
         self.handle.blocking().shutdown(timeout);
+    }
+}
+
+impl Runtime {
+    /// Whether this thread is one that the runtime's shutdown waits for (a worker, the thread
+    /// driving a current-thread runtime, a thread of its blocking pool).
+    fn on_own_thread(&self) -> bool {
+        let scheduler = match &self.handle.inner {
+            handle::Inner::Current(s) => current_thread::is_driving(s),
+            handle::Inner::Multi(s) => s.is_worker_thread(),
+        };
+        scheduler || self.handle.blocking().is_pool_thread()
     }
 }
 

@@ -6,33 +6,29 @@
 //! herd, no hand-off of a shared driver between threads), and I/O registered by a task lands
 //! on the kqueue of the worker that ran it, whose wakers push to that worker's local queue
 //! (cache-warm). The cost is that a worker stuck in a long poll delays its own kqueue's events;
-//! two things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks, and a
+//! three things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks; a
 //! worker that runs out of work polls the kqueues of busy workers (without waiting) before it
 //! goes to sleep, taking the tasks those events wake (only from a worker that has not polled
-//! its kqueue since the thief last looked: a stuck one).
+//! its kqueue since the thief last looked: a stuck one); and while another worker is awake with
+//! registrations, a sleeping worker sleeps in spells of `STUCK_CHECK` and looks again after
+//! each, so no socket waits for a stuck worker longer than about two spells.
 //!
-//! Measured (`benches/wake_paths.rs`, on the epoll shim, threads pinned): waking a worker
-//! asleep in its own kqueue is 1.46-1.52x faster (2 cores) and 1.24-1.42x faster (16 cores)
-//! than waking one of W workers asleep in a shared kqueue, and costs exactly one sleeping
-//! thread per wake; a shared kqueue returns one thread per EV_CLEAR trigger but rouses about
-//! two in the kernel (the level-triggered wake eventfd), doubling the waiters' CPU time, and
-//! it cannot wake the particular worker that has the work.
+//! `benches/wake_paths.rs` compares this with one kqueue shared by all workers: a wake-up
+//! aimed at one worker's own kqueue costs one sleeping thread, while a shared kqueue rouses
+//! more than one waiter per trigger and cannot wake the particular worker that has the work.
 //!
 //! Run order inside a worker: the injection queue every `remote_interval` tasks (tuned to
-//! about 200 µs of task time); the LIFO slot (a task woken or spawned by the running task runs
+//! about 200 µs of task time, so slow tasks cannot hold remote spawns back); the LIFO slot (a task woken or spawned by the running task runs
 //! next, cache-warm, at most `MAX_LIFO_POLLS` times in a row); the local queue; the injection
 //! queue; tasks that yielded (deferred until nothing else is queued, as tokio does, so a
 //! yielding loop cannot hold back remote spawns); other workers' queues; then sleep.
 //!
-//! Idle protocol (after tokio's): at most one worker is woken per burst of work. A worker that
-//! finds no task becomes *searching*; a wake-up is sent only when no worker is searching and
-//! one sleeps, and a searching worker that finds work wakes the next sleeper, so wake-ups
-//! cascade only as far as there is work. Wake-ups are coalesced per sleep: `parked` is swapped
-//! to false by whoever sends the one trigger.
+//! Idle protocol: see `idle.rs` (at most one worker woken per burst of work). Wake-ups are
+//! coalesced per sleep by each worker's `SleepFlag`.
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -42,9 +38,12 @@ use knote_reactor::Kevent;
 
 use super::blocking;
 use super::context;
+use super::gate::{self, Gate};
+use super::idle::Idle;
+use super::sleep_flag::SleepFlag;
 use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
-use crate::task::{self, registry::Registry, Runnable};
+use crate::task::{self, registry::Registry, Runnable, Woken};
 
 /// Local run queue capacity (tokio's figure); overflow goes to the shared injection queue.
 const LOCAL_QUEUE: usize = 256;
@@ -53,15 +52,9 @@ struct Worker {
     driver: Arc<Driver>,
     queue: ArrayQueue<Runnable>,
     /// Asleep (or about to sleep) in its kqueue: a wake-up must trigger it.
-    parked: AtomicBool,
+    parked: SleepFlag,
     /// How many times it has polled its own kqueue (tells a stuck worker from a busy one).
     turns: AtomicU64,
-}
-
-struct Idle {
-    sleepers: Mutex<Vec<usize>>,
-    num_sleeping: AtomicUsize,
-    num_searching: AtomicUsize,
 }
 
 /// Everything the workers, handles and wakers share.
@@ -71,7 +64,7 @@ pub(crate) struct Shared {
     idle: Idle,
     pub(crate) registry: Registry,
     pub(crate) blocking: Arc<blocking::Shared>,
-    closed: AtomicBool,
+    gate: Gate,
     next_driver: AtomicUsize,
     event_capacity: usize,
     /// Workers still running (for `shutdown_timeout`).
@@ -86,7 +79,7 @@ struct Local {
     /// The task woken (or spawned) last by the running task: run next, on a warm cache, unless
     /// it keeps displacing the queue (see `MAX_LIFO_POLLS`). Not stealable.
     lifo: Cell<Option<Runnable>>,
-    /// Tasks that woke themselves while running (`yield_now`): they wait until the queues
+    /// Tasks that yielded (`yield_now`, a spent budget): they wait until the queues
     /// hold nothing else, or the next kqueue poll, so that a yielding loop defers to every
     /// other task, remote spawns included (tokio defers them the same way).
     deferred: RefCell<Vec<Runnable>>,
@@ -94,6 +87,11 @@ struct Local {
     /// events go to the queue, in event order (timers due together run in deadline order).
     polling: Cell<bool>,
 }
+
+/// The longest a worker sleeps while another one runs tasks with I/O on its kqueue: the
+/// bound on how long that kqueue's events wait if its worker is stuck in a long poll (a worker
+/// is found stuck when it has not polled its kqueue between two looks: within two spells).
+const STUCK_CHECK: Duration = Duration::from_millis(2);
 
 /// Consecutive polls from the LIFO slot before the queue gets a turn (tokio's figure): two
 /// tasks waking each other would otherwise starve everything else on the worker.
@@ -121,7 +119,7 @@ fn current_worker(shared: *const Shared) -> Option<usize> {
 }
 
 /// The schedule function of multi-thread tasks.
-pub(crate) fn schedule(runnable: Runnable, yielded: bool) {
+pub(crate) fn schedule(runnable: Runnable, woken: Woken) {
     let Scheduler::Multi(shared) = &runnable.metadata().sched else {
         unreachable!("a multi-thread task")
     };
@@ -129,12 +127,27 @@ pub(crate) fn schedule(runnable: Runnable, yielded: bool) {
     if let Some(local) = current_local(target) {
         // SAFETY: the worker's frame holds an `Arc<Shared>` for as long as `WORKER` names it.
         let shared = unsafe { &*target };
-        if yielded {
-            local.deferred.borrow_mut().push(runnable);
-            return;
+        match woken {
+            Woken::Yielded => {
+                local.deferred.borrow_mut().push(runnable);
+                return;
+            }
+            // Woken while it ran: the back of the queue, where other workers can steal it
+            // (the LIFO slot would let a task that keeps waking itself displace the queue).
+            Woken::WhileRunning => {
+                shared.push_local(local.index, runnable);
+                return;
+            }
+            Woken::Idle => {}
         }
         if !local.polling.get() {
-            shared.push_local(local.index, runnable);
+            // Woken by this worker's kqueue events: queued without a notification each; the
+            // worker notifies once after its turn if it has more than it can run next
+            // (`notify_if_queued`), instead of one wake-up attempt per event.
+            let queue = &shared.workers[local.index].queue;
+            if let Err(r) = queue.push(runnable) {
+                shared.inject.push(r);
+            }
         } else if let Some(previous) = local.lifo.replace(Some(runnable)) {
             shared.push_local(local.index, previous);
         }
@@ -155,7 +168,7 @@ impl Shared {
                 Ok(Worker {
                     driver: Arc::new(Driver::new()?),
                     queue: ArrayQueue::new(LOCAL_QUEUE),
-                    parked: AtomicBool::new(false),
+                    parked: SleepFlag::new(false),
                     turns: AtomicU64::new(0),
                 })
             })
@@ -164,16 +177,12 @@ impl Shared {
         Ok(Arc::new(Shared {
             workers,
             inject: SegQueue::new(),
-            idle: Idle {
-                sleepers: Mutex::new(Vec::with_capacity(n)),
-                num_sleeping: AtomicUsize::new(0),
-                num_searching: AtomicUsize::new(0),
-            },
+            idle: Idle::new(n),
             // Several shards per worker: completions on every worker and spawns from any
             // thread spread over them.
             registry: Registry::new(4 * n),
             blocking,
-            closed: AtomicBool::new(false),
+            gate: Gate::new(),
             next_driver: AtomicUsize::new(0),
             event_capacity: event_capacity.max(1),
             running: Mutex::new(0),
@@ -182,7 +191,12 @@ impl Shared {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.gate.is_closed()
+    }
+
+    /// Whether this thread is one of the workers.
+    pub(crate) fn is_worker_thread(&self) -> bool {
+        current_worker(self).is_some()
     }
 
     pub(crate) fn worker_count(&self) -> usize {
@@ -208,32 +222,19 @@ impl Shared {
     }
 
     fn push_remote(&self, runnable: Runnable) {
-        super::push_remote(&self.closed, &self.inject, runnable, || self.notify_one());
+        super::push_remote(&self.gate, &self.inject, runnable, || self.notify_one());
     }
 
     /// Wakes one sleeping worker, unless one is already searching for work.
     fn notify_one(&self) {
-        if self.idle.num_searching.load(Ordering::SeqCst) != 0
-            || self.idle.num_sleeping.load(Ordering::SeqCst) == 0
-        {
-            return;
+        if let Some(index) = self.idle.to_notify() {
+            self.unpark(index);
         }
-        let mut sleepers = self.idle.sleepers.lock().unwrap_or_else(|e| e.into_inner());
-        if self.idle.num_searching.load(Ordering::SeqCst) != 0 {
-            return;
-        }
-        let Some(index) = sleepers.pop() else {
-            return;
-        };
-        self.idle.num_sleeping.fetch_sub(1, Ordering::SeqCst);
-        self.idle.num_searching.fetch_add(1, Ordering::SeqCst);
-        drop(sleepers);
-        self.unpark(index);
     }
 
     fn unpark(&self, index: usize) {
         let worker = &self.workers[index];
-        if worker.parked.swap(false, Ordering::SeqCst) {
+        if worker.parked.take() {
             worker.driver.wake();
         }
     }
@@ -241,7 +242,7 @@ impl Shared {
     /// A searching worker found work; if it was the last one searching, another sleeper gets
     /// a chance to look for more.
     fn stop_searching(&self) {
-        if self.idle.num_searching.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.idle.stop_searching() {
             self.notify_one();
         }
     }
@@ -288,6 +289,14 @@ impl Shared {
         *lifo_polls = 0;
         let queue = &self.workers[local.index].queue;
         queue.pop().or_else(|| self.inject.pop())
+    }
+
+    /// After a turn of a kqueue on worker `index`: if the events queued more than one task,
+    /// a sleeper may come for the rest.
+    fn notify_if_queued(&self, index: usize) {
+        if self.workers[index].queue.len() > 1 {
+            self.notify_one();
+        }
     }
 
     /// Puts the yielded tasks back in the queue; whether there were any.
@@ -346,10 +355,7 @@ impl Shared {
     fn steal_events(&self, index: usize, seen: &mut [u64], events: &mut [Kevent]) -> usize {
         let mut found = 0;
         for (i, worker) in self.workers.iter().enumerate() {
-            if i == index
-                || worker.parked.load(Ordering::SeqCst)
-                || !worker.driver.has_registrations()
-            {
+            if i == index || worker.parked.is_up() || !worker.driver.has_registrations() {
                 continue;
             }
             let turns = worker.turns.load(Ordering::Relaxed);
@@ -357,42 +363,44 @@ impl Shared {
                 // It polled its kqueue since we last looked: not stuck.
                 continue;
             }
-            if let Ok(turn) = worker.driver.turn(events, Some(Duration::ZERO)) {
-                if turn.woken {
-                    worker.driver.wake();
-                }
-                found += turn.events;
+            let turn = super::turn_or_panic(&worker.driver, events, Some(Duration::ZERO));
+            self.notify_if_queued(index);
+            if turn.woken {
+                worker.driver.wake();
             }
+            found += turn.events;
         }
         found
+    }
+
+    /// Whether a worker other than `index` is awake (running tasks) with I/O or timers on its
+    /// kqueue.
+    fn others_run_with_io(&self, index: usize) -> bool {
+        self.workers
+            .iter()
+            .enumerate()
+            .any(|(i, w)| i != index && !w.parked.is_up() && w.driver.has_registrations())
     }
 
     fn park(&self, index: usize, events: &mut [Kevent], searching: bool) {
         let worker = &self.workers[index];
         // `parked` first: a notifier that takes us off the sleeper list after this point
         // will trigger our kqueue.
-        worker.parked.store(true, Ordering::SeqCst);
-        {
-            let mut sleepers = self.idle.sleepers.lock().unwrap_or_else(|e| e.into_inner());
-            sleepers.push(index);
-            self.idle.num_sleeping.fetch_add(1, Ordering::SeqCst);
-            if searching {
-                self.idle.num_searching.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
+        worker.parked.raise();
+        self.idle.sleep(index, searching);
         // Work pushed before we were counted as sleeping would have found no one to wake.
         if !(self.has_work() || self.is_closed()) {
-            let _ = worker.driver.turn(events, None);
+            // While another worker runs tasks and has registrations, sleep in bounded spells:
+            // if it is stuck in a long poll, nobody collects its kqueue's events, and the
+            // look at the other kqueues after each spell (`steal_events`) takes them.
+            let timeout = self.others_run_with_io(index).then_some(STUCK_CHECK);
+            super::turn_or_panic(&worker.driver, events, timeout);
         }
-        worker.parked.store(false, Ordering::SeqCst);
+        worker.parked.lower();
         // Woken by our own events (or never slept): take ourselves off the sleeper list. If a
         // notifier already did, it also counted us as searching.
-        let mut sleepers = self.idle.sleepers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pos) = sleepers.iter().position(|&i| i == index) {
-            sleepers.swap_remove(pos);
-            self.idle.num_sleeping.fetch_sub(1, Ordering::SeqCst);
-            self.idle.num_searching.fetch_add(1, Ordering::SeqCst);
-        }
+        self.idle.wake_up(index);
+        self.notify_if_queued(index);
     }
 
     fn run_worker(self: &Arc<Self>, index: usize, handle: &Handle) {
@@ -438,7 +446,8 @@ impl Shared {
                 tick = tick.wrapping_add(1);
                 if tick % EVENT_INTERVAL == 0 {
                     if worker.driver.has_registrations() {
-                        let _ = worker.driver.turn(&mut events, Some(Duration::ZERO));
+                        super::turn_or_panic(&worker.driver, &mut events, Some(Duration::ZERO));
+                        self.notify_if_queued(index);
                     }
                     worker.turns.fetch_add(1, Ordering::Relaxed);
                     self.wake_deferred(&local);
@@ -466,7 +475,7 @@ impl Shared {
             searching = true;
         }
         if searching {
-            self.idle.num_searching.fetch_sub(1, Ordering::SeqCst);
+            self.idle.stop_searching();
         }
         // `shutdown_timeout` may have stopped waiting for this worker and drained the queues
         // while a poll here outlived it; what that poll scheduled since (the task itself, woken
@@ -538,44 +547,42 @@ impl Shared {
     /// Stops the workers (waiting up to `timeout` for them to finish their current poll), then
     /// cancels every task.
     pub(crate) fn shutdown(self: &Arc<Self>, handle: &Handle, timeout: Option<Duration>) {
-        self.closed.store(true, Ordering::SeqCst);
+        self.gate.close();
         for index in 0..self.workers.len() {
-            self.workers[index].parked.store(false, Ordering::SeqCst);
+            self.workers[index].parked.lower();
             self.workers[index].driver.wake();
         }
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        while *running > 0 {
-            running = match deadline {
-                None => self
-                    .all_stopped
-                    .wait(running)
-                    .unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break;
-                    }
-                    self.all_stopped
-                        .wait_timeout(running, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
-        }
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let running = super::wait_while_until(&self.all_stopped, running, deadline, |n| *n > 0);
         drop(running);
         let _enter = context::enter(handle.clone());
-        // Woken from here, an idle task lands in the injection queue and, the runtime being
-        // closed, is cancelled on the spot.
-        self.registry.cancel_all(|| {
-            while let Some(r) = self.inject.pop() {
-                task::cancel(r);
-            }
-            for worker in self.workers.iter() {
-                while let Some(r) = worker.queue.pop() {
+        // Woken from here (or by the destructors of the tasks cancelled here), an idle task
+        // lands in the injection queue, where this loop finds it: cancelling is iterative,
+        // however long a chain of tasks that wake each other on drop.
+        let drain = || {
+            let mut any = false;
+            loop {
+                let mut more = false;
+                while let Some(r) = self.inject.pop() {
+                    more = true;
                     task::cancel(r);
                 }
+                for worker in self.workers.iter() {
+                    while let Some(r) = worker.queue.pop() {
+                        more = true;
+                        task::cancel(r);
+                    }
+                }
+                if !more {
+                    return any;
+                }
+                any = true;
             }
-        });
+        };
+        self.registry.cancel_all(drain);
+        self.gate.finish();
+        // A wake-up that saw the runtime closing may have queued its task after the last pass.
+        gate::drain(&self.gate, &self.inject, task::cancel);
     }
 }

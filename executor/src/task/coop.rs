@@ -36,6 +36,8 @@ pub(crate) fn budgeted<R>(f: impl FnOnce() -> R) -> R {
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     let spent = LEFT.try_with(|l| l.get() == Some(0)).unwrap_or(false);
     if spent {
+        // A spent budget is a yield: the task goes behind the rest of the work.
+        super::mark_yield();
         cx.waker().wake_by_ref();
         Poll::Pending
     } else {

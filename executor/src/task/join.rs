@@ -28,11 +28,9 @@ impl<T> JoinHandle<T> {
     pub fn abort(&self) {
         if let Some(task) = &self.task {
             if !task.is_finished() {
-                let meta = task.metadata();
-                meta.abort();
                 // The task must run once more to drop its future: its registry entry holds a
                 // waker (a blocking task has none, and runs once anyway, queued or running).
-                meta.wake_for_abort();
+                task.metadata().abort_and_wake();
             }
         }
     }

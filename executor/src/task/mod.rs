@@ -10,6 +10,7 @@
 //! handle panic): they set the task's `aborted` flag and let it run once more; the guard then
 //! drops the future without polling it and completes with a cancelled [`JoinError`]. So a [`JoinHandle`] always has an output to read.
 
+mod abort;
 pub(crate) mod coop;
 mod join;
 pub(crate) mod registry;
@@ -18,13 +19,13 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::thread::ThreadId;
 
 pub use join::{JoinError, JoinHandle};
 
 use crate::runtime::{current_thread, Handle};
+use abort::AbortState;
 use registry::EntryKey;
 
 use crate::runtime::Scheduler;
@@ -34,13 +35,12 @@ pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 
 /// What knote keeps in each task besides the future.
 pub(crate) struct TaskMeta {
-    /// Set by `JoinHandle::abort` and by shutdown: the next run drops the future.
-    pub(crate) aborted: AtomicBool,
+    /// Set by `JoinHandle::abort` and by shutdown (the next run drops the future), and the
+    /// task's entry in its runtime's registry of live tasks, none until the task first goes
+    /// idle (see `Guarded::poll`).
+    state: AbortState,
     /// The runtime (or blocking pool) whose queues take this task when it is woken.
     pub(crate) sched: Scheduler,
-    /// The task's entry in its runtime's registry of live tasks, `NO_ENTRY` until the task
-    /// first goes idle (see `Guarded::poll`).
-    entry: AtomicU64,
     /// Whether the task belongs in the registry (blocking tasks, which cannot be cancelled once
     /// running, do not).
     tracked: bool,
@@ -49,27 +49,28 @@ pub(crate) struct TaskMeta {
 }
 
 impl TaskMeta {
+    /// Marks the task aborted: its next run drops the future.
     pub(crate) fn abort(&self) {
-        self.aborted.store(true, Ordering::Release);
+        self.state.abort();
     }
 
-    pub(crate) fn wake_for_abort(&self) {
-        // SeqCst: pairs with `register_idle`, which stores the entry and then reads `aborted`;
-        // one of the two sides sees the other, so an abort is never left without a wake-up.
-        if let (Some(entry), Some(registry)) = (self.entry(), self.sched.registry()) {
+    /// `JoinHandle::abort`: marks the task aborted and, if it is idle, wakes it so that it
+    /// runs once more (see `abort.rs` for why one of this and `register_idle` always wakes it).
+    pub(crate) fn abort_and_wake(&self) {
+        if let (Some(entry), Some(registry)) = (self.state.abort(), self.sched.registry()) {
             registry.wake(entry);
         }
     }
 
     fn entry(&self) -> Option<EntryKey> {
-        EntryKey::decode(self.entry.load(Ordering::SeqCst))
+        self.state.entry()
     }
 
     /// Puts a task that has just gone idle (its poll returned `Pending`) in the registry, so
     /// that shutdown can find it. Tasks that finish in their first poll never pay for the
     /// registry; tasks that are queued or running are found by shutdown in the queues.
     fn register_idle(&self, waker: &std::task::Waker) {
-        if !self.tracked || self.entry.load(Ordering::Relaxed) != NO_ENTRY {
+        if !self.tracked || !self.state.has_no_entry() {
             return;
         }
         let Some(registry) = self.sched.registry() else {
@@ -77,20 +78,18 @@ impl TaskMeta {
         };
         if self.sched.is_closed() {
             // Shutdown has looked (or is looking) at the registry already: cancel ourselves
-            // instead; the wake-up queues the task, and a closed runtime cancels what it queues.
+            // instead; the wake-up queues the task, and a closing runtime cancels what it
+            // queues.
             self.abort();
             waker.wake_by_ref();
             return;
         }
         let entry = registry.insert(registry::next_shard(), waker.clone());
-        self.entry.store(entry.encode(), Ordering::SeqCst);
-        if self.aborted.load(Ordering::SeqCst) {
+        if self.state.publish(entry) {
             waker.wake_by_ref();
         }
     }
 }
-
-const NO_ENTRY: u64 = u64::MAX;
 
 pin_project_lite::pin_project! {
     /// The future inside every task: polls the user's future under `catch_unwind`, honours
@@ -122,8 +121,15 @@ pin_project_lite::pin_project! {
 fn check_thread(meta: &TaskMeta) {
     if let Some(owner) = meta.local_to {
         if owner != std::thread::current().id() {
-            eprintln!("knote: a spawn_local task was polled or dropped off its thread; aborting");
-            std::process::abort();
+            // A panic while this guard's drop panics: the process aborts, with the message.
+            struct AbortOnDrop;
+            impl Drop for AbortOnDrop {
+                fn drop(&mut self) {
+                    panic!("knote: aborting the process");
+                }
+            }
+            let _abort = AbortOnDrop;
+            panic!("knote: a spawn_local task was polled or dropped off its thread");
         }
     }
 }
@@ -134,7 +140,8 @@ impl<F: Future> Future for Guarded<'_, F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         check_thread(this.meta);
-        if this.meta.aborted.load(Ordering::Acquire) {
+        YIELDED.with(|y| y.set(false));
+        if this.meta.state.is_aborted() {
             let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
             return Poll::Ready(Err(JoinError::cancelled()));
         }
@@ -166,7 +173,40 @@ pub(crate) struct Spawn {
 }
 
 fn schedule(runnable: Runnable, info: async_task::ScheduleInfo) {
-    Scheduler::schedule(runnable, info.woken_while_running);
+    // Woken while running is not the same as yielding: only `yield_now` (and a spent budget)
+    // asks to go behind everything else; a task woken by an event while it ran queues as if
+    // woken idle.
+    let woken = if !info.woken_while_running {
+        Woken::Idle
+    } else if YIELDED.with(|y| y.replace(false)) {
+        Woken::Yielded
+    } else {
+        Woken::WhileRunning
+    };
+    Scheduler::schedule(runnable, woken);
+}
+
+/// How a task came to be scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Woken {
+    /// Spawned, or woken while idle.
+    Idle,
+    /// Woken while it ran (by an event, another thread, or itself), not a yield.
+    WhileRunning,
+    /// It yielded (`yield_now`, a spent budget).
+    Yielded,
+}
+
+thread_local! {
+    /// The task being polled on this thread asked to yield (`yield_now`, or a resource that
+    /// refused it for a spent budget): the wake-up that reschedules it at the end of its poll
+    /// defers it. Cleared at the start of every task poll.
+    static YIELDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the running task's next self-wake-up as a yield (see `YIELDED`).
+pub(crate) fn mark_yield() {
+    let _ = YIELDED.try_with(|y| y.set(true));
 }
 
 /// Creates a task for a `Send` future and schedules its first poll.
@@ -204,9 +244,8 @@ where
 {
     let Spawn { sched, tracked } = how;
     let meta = TaskMeta {
-        aborted: AtomicBool::new(false),
+        state: AbortState::new(),
         sched,
-        entry: AtomicU64::new(NO_ENTRY),
         tracked,
         local_to,
     };
@@ -256,6 +295,7 @@ pub async fn yield_now() {
                 return Poll::Ready(());
             }
             self.yielded = true;
+            mark_yield();
             cx.waker().wake_by_ref();
             Poll::Pending
         }

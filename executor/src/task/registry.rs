@@ -83,22 +83,28 @@ impl Registry {
         }
     }
 
-    /// Shutdown's loop: `drain` cancels what the run queues hold, then every idle task is woken
-    /// (which queues it, or on a closed runtime cancels it on the spot), and round again until
-    /// no idle task is left. Bounded: each round drops at least the futures it woke, and a task
-    /// that keeps spawning from its destructor cannot hold shutdown forever.
-    pub(crate) fn cancel_all(&self, mut drain: impl FnMut()) {
-        for _ in 0..64 {
+    /// Shutdown's loop: `drain` cancels what the run queues hold (saying whether it cancelled
+    /// anything), then every idle task is woken (which queues it on the closing runtime), and
+    /// round again until no idle task is left. Bounded by progress, not by a round count: each
+    /// round cancels a task or removes an entry, or the loop stops, leaving only tasks that no
+    /// queue of the caller's holds (one still running on a worker that outlived shutdown's
+    /// timeout, which cancels it itself when its poll returns; a local task seen off its
+    /// thread, leaked by design).
+    pub(crate) fn cancel_all(&self, mut drain: impl FnMut() -> bool) {
+        loop {
             drain();
             let wakers = self.snapshot();
             if wakers.is_empty() {
-                break;
+                return;
             }
+            let before = wakers.len();
             for w in wakers {
                 w.wake();
             }
+            if !drain() && self.len() >= before {
+                return;
+            }
         }
-        drain();
     }
 
     /// Wakers of every live task, cloned (entries stay until the tasks' guards remove them).
@@ -131,4 +137,50 @@ pub(crate) fn next_shard() -> u32 {
             shard
         })
         .unwrap_or(0)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    /// Shutdown's loop runs until the registry is empty, however many rounds that takes, as
+    /// long as each makes progress (it gave up silently after 64 rounds).
+    #[test]
+    fn cancel_all_runs_until_empty() {
+        let registry = Registry::new(2);
+        let keys: Vec<EntryKey> = (0..200)
+            .map(|i| registry.insert(i, Waker::from(Arc::new(Noop))))
+            .collect();
+        let mut keys = keys.into_iter();
+        // Each drain cancels one task (its guard removes its entry).
+        registry.cancel_all(|| match keys.next() {
+            Some(key) => {
+                registry.remove(key);
+                true
+            }
+            None => false,
+        });
+        assert_eq!(registry.len(), 0);
+    }
+
+    /// Entries that no round can remove (tasks held elsewhere) end the loop instead of
+    /// spinning it.
+    #[test]
+    fn cancel_all_stops_without_progress() {
+        let registry = Registry::new(1);
+        registry.insert(0, Waker::from(Arc::new(Noop)));
+        let mut rounds = 0;
+        registry.cancel_all(|| {
+            rounds += 1;
+            false
+        });
+        assert_eq!(registry.len(), 1);
+        assert!(rounds <= 3, "{rounds} rounds without progress");
+    }
 }

@@ -1,0 +1,100 @@
+//! The flag that tells a waker whether a runtime thread sleeps in its kqueue (and so needs the
+//! one EVFILT_USER trigger that wakes it), shared by the current-thread runtime and each
+//! multi-thread worker.
+//!
+//! The sleeper raises the flag, then looks at its queues one last time, then sleeps; a waker
+//! pushes its task, then swaps the flag down and triggers the kqueue if it was up. That is a
+//! Dekker pair (SeqCst fences on both sides: the waker's is the gate's, `Gate::after_push`):
+//! either the sleeper's last look finds the task, or the waker finds the flag up and triggers.
+//! The swap makes the trigger one per sleep, however many wakers race. `loom_tests` checks it.
+
+use crate::loom::sync::atomic::{fence, AtomicBool, Ordering};
+
+/// See the module docs.
+pub(crate) struct SleepFlag(AtomicBool);
+
+impl SleepFlag {
+    pub(crate) fn new(up: bool) -> SleepFlag {
+        SleepFlag(AtomicBool::new(up))
+    }
+
+    /// The thread is about to sleep: raise the flag; the caller then looks at its queues.
+    pub(crate) fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// The thread is awake (it will look at its queues before sleeping again).
+    pub(crate) fn lower(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the flag is up (a cheap look before `take`).
+    pub(crate) fn is_up(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// A waker, after queueing: whether it is the one that must trigger the kqueue.
+    pub(crate) fn take(&self) -> bool {
+        self.0.swap(false, Ordering::SeqCst)
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::sync::Arc;
+    use crate::loom::thread;
+    use crate::runtime::gate::loom_tests::Queue;
+    use crate::runtime::gate::{self, Gate, TaskQueue};
+
+    /// A remote push against the thread going to sleep: if the thread sleeps (its last look
+    /// found nothing), the push triggers its kqueue: exactly one trigger per sleep.
+    #[test]
+    fn remote_push_against_sleep() {
+        loom::model(|| {
+            let gate = Arc::new(Gate::new());
+            let queue = Arc::new(Queue::default());
+            let flag = Arc::new(SleepFlag::new(false));
+            let triggers = Arc::new(crate::loom::sync::atomic::AtomicUsize::new(0));
+            let pushers: Vec<_> = (0..2)
+                .map(|i| {
+                    let (gate, queue, flag, triggers) = (
+                        Arc::clone(&gate),
+                        Arc::clone(&queue),
+                        Arc::clone(&flag),
+                        Arc::clone(&triggers),
+                    );
+                    thread::spawn(move || {
+                        gate::push(
+                            &*gate,
+                            &*queue,
+                            i,
+                            || {
+                                if flag.take() {
+                                    triggers.fetch_add(1, Ordering::SeqCst);
+                                }
+                            },
+                            |_| unreachable!("open"),
+                        );
+                    })
+                })
+                .collect();
+            // The driving thread's `park`.
+            flag.raise();
+            let slept = queue.is_empty();
+            if !slept {
+                flag.lower();
+            }
+            for p in pushers {
+                p.join().unwrap();
+            }
+            let triggers = triggers.load(Ordering::SeqCst);
+            if slept {
+                assert_eq!(triggers, 1, "a sleep got {triggers} triggers");
+            } else {
+                assert!(triggers <= 1);
+            }
+        });
+    }
+}

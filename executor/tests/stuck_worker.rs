@@ -1,0 +1,70 @@
+//! No socket is hostage to a stuck worker: the I/O registered on a worker's kqueue reaches
+//! its task while that worker is blocked inside a long poll, through another worker.
+
+mod common;
+
+use std::future::Future;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{socket_pair, wait_until, watchdog};
+use knote_executor::io::AsyncFd;
+use knote_executor::runtime::Builder;
+use knote_executor::sync::oneshot;
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn events_of_a_stuck_workers_kqueue_reach_their_task() {
+    watchdog(|| {
+        let rt = Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let (a, mut b) = socket_pair();
+        let blocking = Arc::new(AtomicBool::new(false));
+        let block_done = Arc::new(AtomicBool::new(false));
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<bool>();
+        let (blocking2, block_done2) = (Arc::clone(&blocking), Arc::clone(&block_done));
+        rt.spawn(async move {
+            // Registered on the kqueue of the worker running this task.
+            let fd = AsyncFd::new(a).unwrap();
+            let (waiting_tx, waiting_rx) = oneshot::channel::<()>();
+            let bd = Arc::clone(&block_done2);
+            knote_executor::spawn(async move {
+                let mut waiting = Some(waiting_tx);
+                let ready = fd.readable();
+                let mut ready = std::pin::pin!(ready);
+                // First poll: interest registered, then tell the blocker.
+                let guard = std::future::poll_fn(|cx| {
+                    let p = ready.as_mut().poll(cx);
+                    if let Some(tx) = waiting.take() {
+                        let _ = tx.send(());
+                    }
+                    p
+                })
+                .await;
+                drop(guard);
+                let _ = done_tx.send(bd.load(Ordering::SeqCst));
+            });
+            let _ = waiting_rx.await;
+            // Now block this worker (and its kqueue) for a long time.
+            blocking2.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(1500));
+            block_done2.store(true, Ordering::SeqCst);
+        });
+        wait_until(Duration::from_secs(10), "the blocker to start", || {
+            blocking.load(Ordering::SeqCst)
+        });
+        b.write_all(b"x").unwrap();
+        let block_was_done = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the reader never woke");
+        assert!(
+            !block_was_done,
+            "the socket's event waited for the worker stuck in a poll"
+        );
+        drop(rt);
+    });
+}
