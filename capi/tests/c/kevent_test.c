@@ -321,7 +321,9 @@ static void test_receipt_entries(void)
 {
 	int kq = new_kq();
 	struct kevent ch[3], ev[3];
-	EV_SET(&ch[0], 1, EVFILT_USER, EV_ADD | EV_RECEIPT, NOTE_TRIGGER, 0, (void *)1);
+	/* Knote 1 exists (NOTE_TRIGGER in its creating EV_ADD would be ignored): trigger it. */
+	CHECK(change(kq, 1, EVFILT_USER, EV_ADD, 0, 0, (void *)1) == 0);
+	EV_SET(&ch[0], 1, EVFILT_USER, EV_RECEIPT, NOTE_TRIGGER, 0, (void *)1);
 	EV_SET(&ch[1], 2, EVFILT_USER, EV_ADD | EV_RECEIPT, 0, 0, (void *)2);
 	EV_SET(&ch[2], 3, EVFILT_USER, EV_DELETE | EV_RECEIPT, 0, 0, (void *)3);
 	ch[1].ext[2] = 0xabcdef;
@@ -345,7 +347,8 @@ static void test_same_array_for_changes_and_events(void)
 {
 	int kq = new_kq();
 	struct kevent kev[2];
-	EV_SET(&kev[0], 4, EVFILT_USER, EV_ADD, NOTE_TRIGGER, 0, (void *)4);
+	CHECK(change(kq, 4, EVFILT_USER, EV_ADD, 0, 0, (void *)4) == 0);
+	EV_SET(&kev[0], 4, EVFILT_USER, 0, NOTE_TRIGGER, 0, (void *)4);
 	EV_SET(&kev[1], 5, EVFILT_USER, EV_DELETE, 0, 0, (void *)5);
 	int n = kevent(kq, kev, 2, kev, 2, &zero);
 	CHECK(n == 1 && kev[0].ident == 5 && kev[0].flags == EV_ERROR && kev[0].data == ENOENT);
@@ -482,7 +485,9 @@ static void test_timeout_expires(void)
 static void test_closed_kqueue_number_reused_by_a_pipe(void)
 {
 	int kq = new_kq();
-	CHECK(change(kq, 1, EVFILT_USER, EV_ADD, NOTE_TRIGGER, 0, NULL) == 0);
+	/* Created, then triggered: FreeBSD ignores NOTE_TRIGGER in the creating EV_ADD. */
+	CHECK(change(kq, 1, EVFILT_USER, EV_ADD, 0, 0, NULL) == 0);
+	CHECK(change(kq, 1, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL) == 0);
 	CHECK(close(kq) == 0);
 	int p[2];
 	CHECK(pipe(p) == 0);
@@ -507,7 +512,9 @@ static void test_closed_kqueue_number_reused_by_a_pipe(void)
 static void test_closed_kqueue_number_reused_by_a_kqueue(void)
 {
 	int kq = new_kq();
-	CHECK(change(kq, 1, EVFILT_USER, EV_ADD, NOTE_TRIGGER, 0, NULL) == 0);
+	/* Created, then triggered: FreeBSD ignores NOTE_TRIGGER in the creating EV_ADD. */
+	CHECK(change(kq, 1, EVFILT_USER, EV_ADD, 0, 0, NULL) == 0);
+	CHECK(change(kq, 1, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL) == 0);
 	CHECK(close(kq) == 0);
 	int again = new_kq();
 	CHECK(again == kq);
@@ -541,7 +548,9 @@ static void test_close_cycles_leak_no_fds(void)
 static void test_fork_child_does_not_inherit(void)
 {
 	int kq = new_kq();
-	CHECK(change(kq, 1, EVFILT_USER, EV_ADD, NOTE_TRIGGER, 0, NULL) == 0);
+	/* Created, then triggered: FreeBSD ignores NOTE_TRIGGER in the creating EV_ADD. */
+	CHECK(change(kq, 1, EVFILT_USER, EV_ADD, 0, 0, NULL) == 0);
+	CHECK(change(kq, 1, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL) == 0);
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
@@ -638,9 +647,11 @@ static void test_threads_share_a_kqueue(void)
 		CHECK(pthread_create(&t[i], NULL, waiter, NULL) == 0);
 	usleep(20000); /* most likely all blocked now; the test holds either way */
 	for (uintptr_t id = 1; id <= EVENTS; id++) {
-		struct kevent kev;
-		EV_SET(&kev, id, EVFILT_USER, EV_ADD | EV_ONESHOT, NOTE_TRIGGER, 0, NULL);
-		CHECK(kevent(shared_kq, &kev, 1, NULL, 0, &zero) == 0);
+		/* Created, then triggered by the next change of the same list. */
+		struct kevent kev[2];
+		EV_SET(&kev[0], id, EVFILT_USER, EV_ADD | EV_ONESHOT, 0, 0, NULL);
+		EV_SET(&kev[1], id, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL);
+		CHECK(kevent(shared_kq, kev, 2, NULL, 0, &zero) == 0);
 	}
 	for (int spins = 0; taken() < EVENTS; spins++) {
 		CHECK(spins < 5000);
@@ -648,9 +659,11 @@ static void test_threads_share_a_kqueue(void)
 	}
 	/* One one-shot stop event per waiter: a waiter takes one and leaves. */
 	for (uintptr_t i = 1; i <= WAITERS; i++) {
-		struct kevent kev;
-		EV_SET(&kev, STOP + i, EVFILT_USER, EV_ADD | EV_ONESHOT, NOTE_TRIGGER, 0, NULL);
-		CHECK(kevent(shared_kq, &kev, 1, NULL, 0, &zero) == 0);
+		/* Created, then triggered by the next change of the same list. */
+		struct kevent kev[2];
+		EV_SET(&kev[0], STOP + i, EVFILT_USER, EV_ADD | EV_ONESHOT, 0, 0, NULL);
+		EV_SET(&kev[1], STOP + i, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL);
+		CHECK(kevent(shared_kq, kev, 2, NULL, 0, &zero) == 0);
 	}
 	for (int i = 0; i < WAITERS; i++)
 		CHECK(pthread_join(t[i], NULL) == 0);
