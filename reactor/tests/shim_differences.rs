@@ -492,3 +492,25 @@ fn observing_an_ignored_signal_interrupts_another_threads_poll_on_the_shim() {
     }
     assert_eq!(wait(&kq, 5000).first().map(Kevent::data), Some(1));
 }
+
+#[test]
+fn a_peers_write_shutdown_re_reports_an_edge_triggered_write_knote() {
+    // Linux wakes a socket's writers on any state change, the peer's SHUT_WR included, and an
+    // edge-triggered epoll registration reports the standing write space again; FreeBSD's
+    // filt_sowrite is activated only by the send buffer (space freed, or the send side shut).
+    let kq = fast();
+    let (a, b) = UnixStream::pair().unwrap();
+    add(&kq, Kevent::write(&a, Flags::ADD | Flags::CLEAR, 1));
+    let first = wait(&kq, 1000);
+    assert_eq!(first.len(), 1, "initial write space");
+    assert!(wait(&kq, 0).is_empty(), "EV_CLEAR: reported once");
+    b.shutdown(std::net::Shutdown::Write).unwrap();
+    let after = wait(&kq, 100);
+    if SHIM {
+        assert_eq!(after.len(), 1, "the shim reports the write space again");
+        assert_eq!(after[0].filter(), Filter::WRITE);
+        assert!(!after[0].is_eof(), "our send side is still open");
+    } else {
+        assert!(after.is_empty(), "FreeBSD: the peer's SHUT_WR leaves our send buffer alone");
+    }
+}
