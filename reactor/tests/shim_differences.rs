@@ -511,6 +511,9 @@ fn a_peers_write_shutdown_re_reports_an_edge_triggered_write_knote() {
         assert_eq!(after[0].filter(), Filter::WRITE);
         assert!(!after[0].is_eof(), "our send side is still open");
     } else {
-        assert!(after.is_empty(), "FreeBSD: the peer's SHUT_WR leaves our send buffer alone");
+        assert!(
+            after.is_empty(),
+            "FreeBSD: the peer's SHUT_WR leaves our send buffer alone"
+        );
     }
 }
