@@ -71,3 +71,44 @@ pub(crate) mod future {
         }
     }
 }
+
+/// Locks a mutex whatever a panicking holder left behind.
+///
+/// The runtime's mutexes guard state that every operation leaves consistent between
+/// statements (queues, counters, free lists), so a panic in a task that held one — the runtime
+/// catches task panics and keeps running — must not turn every later lock into a second panic.
+/// One trait for `std`'s mutex and loom's, so the same call compiles under both.
+pub(crate) trait Locked {
+    /// The guard [`locked`](Locked::locked) returns.
+    type Guard<'a>
+    where
+        Self: 'a;
+
+    /// `lock()`, taking the guard out of a poisoned lock instead of failing.
+    fn locked(&self) -> Self::Guard<'_>;
+}
+
+impl<T: ?Sized> Locked for std::sync::Mutex<T> {
+    type Guard<'a>
+        = std::sync::MutexGuard<'a, T>
+    where
+        Self: 'a;
+
+    fn locked(&self) -> Self::Guard<'_> {
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(loom)]
+impl<T: ?Sized> Locked for loom::sync::Mutex<T> {
+    type Guard<'a>
+        = loom::sync::MutexGuard<'a, T>
+    where
+        Self: 'a;
+
+    fn locked(&self) -> Self::Guard<'_> {
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -25,6 +25,7 @@
 //! lock, and the generation only moves under it, so a stale event's payload cannot land in the
 //! next owner either. The protocol is model-checked (`loom_tests` below).
 
+use crate::loom::Locked;
 use std::sync::atomic::AtomicPtr;
 use std::task::Waker;
 
@@ -209,7 +210,7 @@ impl Slot {
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
         // Nothing run under the lock panics (no waker is woken or dropped there).
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.locked()
     }
 
     fn generation(&self) -> u32 {
@@ -517,7 +518,7 @@ impl Slots {
 
     /// Takes a free slot; its readiness is empty and its wakers are unset.
     pub(crate) fn alloc(&self) -> (Token, &Slot) {
-        let mut list = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = self.free.locked();
         let index = match list.free.pop() {
             Some(index) => index,
             None => {
@@ -566,7 +567,7 @@ impl Slots {
             // Already released: never put an index on the free list twice.
             return;
         }
-        let mut list = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = self.free.locked();
         list.free.push(token.index());
         self.live.fetch_sub(1, Ordering::Relaxed);
     }

@@ -6,6 +6,7 @@
 //! Queued closures that have not started when the runtime shuts down are cancelled; started ones
 //! run to completion (a thread cannot be interrupted), and `shutdown_timeout` bounds the wait.
 
+use crate::loom::Locked;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -67,11 +68,11 @@ impl Shared {
     }
 
     pub(crate) fn set_handle(&self, handle: &Handle) {
-        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.downgrade());
+        *self.handle.locked() = Some(handle.downgrade());
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -129,12 +130,7 @@ impl Shared {
 
     fn run(self: Arc<Self>) {
         POOL.with(|p| p.set(Arc::as_ptr(&self)));
-        let handle = self
-            .handle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .and_then(WeakHandle::upgrade);
+        let handle = self.handle.locked().as_ref().and_then(WeakHandle::upgrade);
         let _enter = handle.map(super::context::enter);
         let mut state = self.lock();
         loop {

@@ -8,6 +8,7 @@
 //! The same core serves [`Runtime::block_on`](super::Runtime::block_on) and the embedding
 //! [`LocalRuntime`](super::LocalRuntime), whose host loop calls `turn` instead.
 
+use crate::loom::Locked;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -154,13 +155,12 @@ impl Shared {
     }
 
     pub(crate) fn take_core(&self) -> Option<Box<Core>> {
-        self.core.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.core.locked().take()
     }
 
     pub(crate) fn put_core(&self, core: Box<Core>) {
-        *self.core.lock().unwrap_or_else(|e| e.into_inner()) = Some(core);
-        let waiters =
-            std::mem::take(&mut *self.core_waiters.lock().unwrap_or_else(|e| e.into_inner()));
+        *self.core.locked() = Some(core);
+        let waiters = std::mem::take(&mut *self.core_waiters.locked());
         for t in waiters {
             t.unpark();
         }
@@ -175,7 +175,7 @@ impl Shared {
     /// Records that this thread spawns local tasks; refuses if another thread already did.
     pub(crate) fn claim_local(&self) {
         let me = std::thread::current().id();
-        let mut owner = self.local_owner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut owner = self.local_owner.locked();
         match *owner {
             None => *owner = Some(me),
             Some(t) if t == me => {}
@@ -186,7 +186,7 @@ impl Shared {
     }
 
     fn check_local_owner(&self) {
-        let owner = *self.local_owner.lock().unwrap_or_else(|e| e.into_inner());
+        let owner = *self.local_owner.locked();
         if let Some(t) = owner {
             assert!(
                 t == std::thread::current().id(),
@@ -326,18 +326,13 @@ impl Shared {
                 }
             }
             {
-                let mut waiters = self.core_waiters.lock().unwrap_or_else(|e| e.into_inner());
+                let mut waiters = self.core_waiters.locked();
                 let me = std::thread::current();
                 if !waiters.iter().any(|t| t.id() == me.id()) {
                     waiters.push(me);
                 }
             }
-            if self
-                .core
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_none()
-            {
+            if self.core.locked().is_none() {
                 std::thread::park();
             }
         }

@@ -11,6 +11,7 @@
 
 use crate::loom::sync::atomic::{fence, AtomicUsize, Ordering};
 use crate::loom::sync::{Mutex, MutexGuard};
+use crate::loom::Locked;
 
 /// See the module docs.
 pub(crate) struct Idle {
@@ -29,7 +30,7 @@ impl Idle {
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<usize>> {
-        self.sleepers.lock().unwrap_or_else(|e| e.into_inner())
+        self.sleepers.locked()
     }
 
     /// After queueing work: the sleeper to wake (now counted as searching), if one must be.

@@ -26,6 +26,7 @@
 //! Idle protocol: see `idle.rs` (at most one worker woken per burst of work). Wake-ups are
 //! coalesced per sleep by each worker's `SleepFlag`.
 
+use crate::loom::Locked;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -521,12 +522,12 @@ impl Shared {
             if let Some(size) = stack_size {
                 builder = builder.stack_size(size);
             }
-            *self.running.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            *self.running.locked() += 1;
             let spawned = builder.spawn(move || {
                 struct Stopped(Arc<Shared>);
                 impl Drop for Stopped {
                     fn drop(&mut self) {
-                        let mut running = self.0.running.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut running = self.0.running.locked();
                         *running -= 1;
                         self.0.all_stopped.notify_all();
                     }
@@ -537,7 +538,7 @@ impl Shared {
                 drop(stopped);
             });
             if let Err(e) = spawned {
-                *self.running.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+                *self.running.locked() -= 1;
                 return Err(e);
             }
         }
@@ -553,7 +554,7 @@ impl Shared {
             self.workers[index].driver.wake();
         }
         let deadline = timeout.map(|t| Instant::now() + t);
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let running = self.running.locked();
         let running = super::wait_while_until(&self.all_stopped, running, deadline, |n| *n > 0);
         drop(running);
         let _enter = context::enter(handle.clone());

@@ -1,5 +1,6 @@
 //! `JoinHandle` and `JoinError`.
 
+use crate::loom::Locked;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -128,7 +129,7 @@ impl JoinError {
         let Repr::Panic(p) = &self.repr else {
             return None;
         };
-        let p = p.lock().unwrap_or_else(|e| e.into_inner());
+        let p = p.locked();
         if let Some(s) = p.downcast_ref::<&'static str>() {
             Some((*s).to_string())
         } else {

@@ -13,6 +13,7 @@
 //! and completions on different threads rarely meet on one lock (a single shard for spawns
 //! from outside a multi-thread runtime was its most contended lock).
 
+use crate::loom::Locked;
 use std::sync::Mutex;
 use std::task::Waker;
 
@@ -53,9 +54,7 @@ impl Registry {
     fn shard(&self, shard: u32) -> std::sync::MutexGuard<'_, slab::Slab<Waker>> {
         // A poisoned shard only means a waker's drop panicked while we held it; the slab is
         // still consistent.
-        self.shards[shard as usize % self.shards.len()]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.shards[shard as usize % self.shards.len()].locked()
     }
 
     /// Stores `waker` in `shard`; the key finds it again.

@@ -9,6 +9,7 @@
 //! [`Instant`] is `std::time::Instant` with a `now()` that honours a paused clock: the one
 //! `sleep_until`, `timeout_at` and `interval_at` take, as in tokio.
 
+use crate::loom::Locked;
 use std::fmt;
 use std::ops::{Add, AddAssign, Sub, SubAssign};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -83,7 +84,7 @@ impl Clock {
 
     #[track_caller]
     pub(crate) fn pause(&self) {
-        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = self.change.locked();
         assert!(
             !self.is_paused(),
             "knote: time::pause: the clock is already paused"
@@ -95,7 +96,7 @@ impl Clock {
 
     #[track_caller]
     pub(crate) fn resume(&self) {
-        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = self.change.locked();
         assert!(
             self.is_paused(),
             "knote: time::resume: the clock is not paused"
@@ -111,7 +112,7 @@ impl Clock {
     /// Moves a paused clock forward by `by`.
     #[track_caller]
     pub(crate) fn advance(&self, by: Duration) {
-        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = self.change.locked();
         assert!(
             self.is_paused(),
             "knote: time::advance: the clock is not paused"
@@ -123,7 +124,7 @@ impl Clock {
 
     /// Moves a paused clock forward to `to` (if it is ahead); the driver's auto-advance.
     pub(crate) fn advance_to(&self, to: u64) {
-        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = self.change.locked();
         if self.is_paused() {
             let now = self.frozen.load(Ordering::Acquire);
             self.frozen.store(now.max(to), Ordering::Release);

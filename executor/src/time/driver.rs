@@ -32,6 +32,7 @@
 //!   (a Dekker pair with inserters: SeqCst on both sides); after waiting, fire what is due in
 //!   deadline order (wake their tasks).
 
+use crate::loom::Locked;
 use std::io;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
 use std::sync::OnceLock;
@@ -378,7 +379,7 @@ impl Timers {
     }
 
     fn lock(&self) -> crate::loom::sync::MutexGuard<'_, Heap> {
-        self.heap.lock().unwrap_or_else(|e| e.into_inner())
+        self.heap.locked()
     }
 
     /// Before a wait of up to `timeout`: takes in new timers and decides the real timeout and
