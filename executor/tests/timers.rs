@@ -64,11 +64,9 @@ fn hundred_thousand_sleeps_on_at_most_one_timer_knote_per_driver() {
         });
         assert_eq!(fired.load(Ordering::Relaxed), N, "{flavour:?}");
         assert!(max_knotes.load(Ordering::Relaxed) <= 1, "{flavour:?}");
-        // And it was armed at all (the kqueue's fd must turn readable for a host).
-        assert!(
-            max_knotes.load(Ordering::Relaxed) == 1 || workers > 1,
-            "{flavour:?}"
-        );
+        // (Whether the knote is armed at a given moment depends on whether the runtime waits
+        // then: only a waiting turn arms it, and with deadlines this dense it hardly waits.
+        // That a host sees the fd readable is `embedded_host_sees_the_kqueue_readable_...`.)
     });
 }
 

@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use super::clock::{to_nanos, Instant};
-use super::driver::Entry;
+use super::driver::EntryRef;
 use crate::driver::Driver;
 use crate::runtime::context;
 use crate::task::coop;
@@ -43,9 +43,9 @@ pub(crate) fn far_future() -> Instant {
 
 /// A `Sleep`'s timer once armed: its entry and the driver whose heap holds it.
 struct Armed {
+    /// Holds the driver, and with it the pool the entry lives in.
     driver: Arc<Driver>,
-    /// (loom's `Arc` under `--cfg loom`: the entry protocol is model-checked.)
-    entry: crate::loom::sync::Arc<Entry>,
+    entry: EntryRef,
 }
 
 /// The future of [`sleep`] and [`sleep_until`].
@@ -138,24 +138,26 @@ impl Sleep {
                 {
                     return true;
                 }
-                let entry = Entry::new(deadline);
-                entry.waker.register(cx.waker());
-                let armed = self.armed.insert(Armed { driver, entry });
-                if armed.driver.timers().arm_new(&armed.entry) {
-                    armed.driver.wake();
+                let (entry, wake) = timers.insert(deadline, cx.waker());
+                if wake {
+                    driver.wake();
                 }
+                self.armed = Some(Armed { driver, entry });
                 return false;
             }
         };
-        if armed.entry.fired() {
-            return true;
-        }
-        if let Some(why) = armed.driver.timers().failure() {
-            panic!("{why}");
-        }
-        armed.entry.waker.register(cx.waker());
-        // Fired while the waker was being replaced: the old one may have been woken.
-        armed.entry.fired()
+        let entry = &armed.entry;
+        let fired = crate::driver::slots::ready_or_register(
+            &entry.waker,
+            cx.waker(),
+            || entry.fired().then_some(()),
+            || {
+                if let Some(why) = armed.driver.timers().failure() {
+                    panic!("{why}");
+                }
+            },
+        );
+        fired.is_some()
     }
 }
 
@@ -169,8 +171,8 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some(armed) = &self.armed {
-            armed.driver.timers().cancel(&armed.entry);
+        if let Some(armed) = self.armed.take() {
+            armed.driver.timers().cancel(armed.entry);
         }
     }
 }
