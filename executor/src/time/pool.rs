@@ -104,12 +104,6 @@ impl EntryRef {
         // SAFETY: `into_raw` made it from a `NonNull`.
         EntryRef(unsafe { NonNull::new_unchecked(ptr) })
     }
-
-    /// Whether two references name the same entry.
-    #[cfg(all(test, loom))]
-    pub(super) fn same(&self, other: &EntryRef) -> bool {
-        self.0 == other.0
-    }
 }
 
 struct Inner {
@@ -244,7 +238,7 @@ impl Pool {
     }
 
     /// Entries this pool holds (in its pages), free or not.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn capacity(&self) -> usize {
         self.inner.locked().pages.len() * PAGE
     }
