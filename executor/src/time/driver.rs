@@ -303,7 +303,16 @@ impl Timers {
     }
 
     /// Takes the insertion stack into the heap (under its lock).
+    #[inline]
     fn drain(&self, heap: &mut Heap) {
+        // Most turns find the stack empty: a load, not the swap (a push that lands after it
+        // is one that came after this drain; `before_wait` looks again after publishing).
+        if !self.queue.load(Acquire).is_null() {
+            self.drain_stack(heap);
+        }
+    }
+
+    fn drain_stack(&self, heap: &mut Heap) {
         let mut freed = Freed::new();
         let mut ptr = self.queue.swap(std::ptr::null_mut(), SeqCst);
         while !ptr.is_null() {
@@ -347,7 +356,14 @@ impl Timers {
     }
 
     /// Fires every entry due at `now`, in deadline order.
+    #[inline]
     fn fire(&self, heap: &mut Heap, now: u64) {
+        if heap.items.peek().is_some_and(|top| top.deadline <= now) {
+            self.fire_due(heap, now);
+        }
+    }
+
+    fn fire_due(&self, heap: &mut Heap, now: u64) {
         let mut freed = Freed::new();
         while heap.items.peek().is_some_and(|top| top.deadline <= now) {
             let Some(item) = heap.items.pop() else { break };
