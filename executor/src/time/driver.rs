@@ -598,7 +598,7 @@ mod tests {
     use super::*;
 
     fn noop() -> &'static Waker {
-        Waker::noop()
+        futures_util::task::noop_waker_ref()
     }
 
     /// An hour ahead on the driver's clock.
@@ -736,7 +736,7 @@ mod loom_tests {
     use crate::loom::thread;
 
     fn noop() -> &'static Waker {
-        Waker::noop()
+        futures_util::task::noop_waker_ref()
     }
 
     /// An hour ahead on the driver's clock: never due within a model.
