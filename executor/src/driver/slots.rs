@@ -165,6 +165,28 @@ pub(crate) struct WaitKey {
     drain: u32,
 }
 
+/// The one "register the waker, then look again" sequence, of a slot's dedicated waker
+/// ([`Slot::poll_ready`]) and of a timer's (`time::Sleep`): `ready` looks; if it finds
+/// nothing, `announce` runs (whatever the waking side must see before it looks for a waker:
+/// a slot's "waiting" flag), `waker` goes into `cell`, and `ready` looks again. A wake-up that
+/// lands between the looks either finds the waker in `cell` or is seen by the second look,
+/// which the waking side guarantees by making its readiness visible before it takes the cell
+/// (`AtomicWaker::wake`).
+#[inline(always)]
+pub(crate) fn ready_or_register<T>(
+    cell: &AtomicWaker,
+    waker: &Waker,
+    mut ready: impl FnMut() -> Option<T>,
+    announce: impl FnOnce(),
+) -> Option<T> {
+    if let Some(seen) = ready() {
+        return Some(seen);
+    }
+    announce();
+    cell.register(waker);
+    ready()
+}
+
 /// What the slot keeps under its lock: the waiter list, and the payload of generic events.
 /// The generation only changes under this lock too (in [`Slot::release`]), which is what makes
 /// "the slot still belongs to this event's generation, so write its data" one step.
@@ -341,23 +363,27 @@ impl Slot {
         bits: u16,
         waker: &Waker,
     ) -> Option<Snapshot> {
-        let seen = self.snapshot(generation);
-        if seen.bits & bits != 0 {
-            return Some(seen);
-        }
-        // Announce the dedicated waker (an RMW, once per generation: `wake` reads the word
-        // with an RMW after storing the state, so it sees the flag or we see its readiness),
-        // then register it, then look again.
-        let flag = direction.poll_flag();
-        if self.waiting.load(Ordering::Acquire) & flag == 0 {
-            self.waiting.fetch_or(flag, Ordering::AcqRel);
-        }
-        match direction {
-            Direction::Read => self.reader.register(waker),
-            Direction::Write => self.writer.register(waker),
-        }
-        let seen = self.snapshot(generation);
-        (seen.bits & bits != 0).then_some(seen)
+        let cell = match direction {
+            Direction::Read => &self.reader,
+            Direction::Write => &self.writer,
+        };
+        ready_or_register(
+            cell,
+            waker,
+            || {
+                let seen = self.snapshot(generation);
+                (seen.bits & bits != 0).then_some(seen)
+            },
+            || {
+                // Announce the dedicated waker (an RMW, once per generation: `wake` reads the
+                // word with an RMW after storing the state, so it sees the flag or we see its
+                // readiness).
+                let flag = direction.poll_flag();
+                if self.waiting.load(Ordering::Acquire) & flag == 0 {
+                    self.waiting.fetch_or(flag, Ordering::AcqRel);
+                }
+            },
+        )
     }
 
     /// [`poll_ready`](Slot::poll_ready) for one of several waiters of a direction: the waker

@@ -11,9 +11,13 @@
 //! measured to wake 37 µs late at the median where tokio's wakes 1 ms late. A wheel with a
 //! nanosecond first level would need far more levels or slots. The heap orders exact
 //! deadlines; its costs, measured (`benches/timer_lateness.rs`, `rt_current_thread`
-//! `sleep_1m`/`sleep_drop_100k`), are within the targets: sleeps of one length are inserted in
+//! `sleep_1m`/`sleep_drop_100k`, `idle_task_memory`), are within the targets: sleeps of one length are inserted in
 //! deadline order (a push sifts no further than one comparison), and a cancel costs no heap
 //! operation at all (below).
+//!
+//! Entries come from the driver's pool (`time::pool`: pages and a free list, a reference count
+//! per entry), so arming a timer allocates nothing once the pool has grown; the heap's items
+//! are a deadline and a reference each, in storage that grows by a quarter.
 //!
 //! Protocol (each `Entry` is shared by its `Sleep` and the driver):
 //! - **Insert / reset / re-arm** (any thread, no lock): the new deadline is stored in the
@@ -21,29 +25,38 @@
 //!   driver waits for a later instant than the new deadline (`next_wake`), the caller wakes it
 //!   (the driver's EVFILT_USER trigger). A reset to a later deadline of an entry in the heap
 //!   queues nothing: the heap finds the new deadline when the old one comes up.
-//! - **Cancel** (`Sleep` dropped, any thread, no lock): sets `CANCELLED` and drops the waker (so
-//!   a cancelled timer holds no task, and no task the runtime, alive); the heap drops its
-//!   reference when the entry comes up, or when cancelled items outnumber live ones (a
-//!   compaction, O(n), amortised O(1) per cancel).
+//! - **Cancel** (`Sleep` dropped, any thread, no lock): sets `CANCELLED`, drops the waker (so a
+//!   cancelled timer holds no task, and no task the runtime, alive) and gives back the
+//!   `Sleep`'s reference; the heap gives back its own when the entry comes up, or when
+//!   cancelled items outnumber live ones (a compaction, O(n), amortised O(1) per cancel).
+//!   Whoever gives back the last reference puts the entry on the free list (under the pool's
+//!   lock, a batch at a time from the driver).
 //! - **Turn** (the thread that drives the kqueue, under the heap's lock): before waiting,
-//!   take the stack into the heap, compute the timeout from the earliest deadline and re-arm
-//!   the knote if that deadline is earlier than the one it is armed for (the change rides
-//!   along with the wait's `kevent`); publish `next_wake`, then look at the stack once more
-//!   (a Dekker pair with inserters: SeqCst on both sides); after waiting, fire what is due in
-//!   deadline order (wake their tasks).
+//!   take the stack into the heap, compute the timeout from the earliest deadline and, if the
+//!   turn is going to wait, re-arm the knote if that deadline is earlier than the one it is
+//!   armed for (the change rides along with the wait's `kevent`; a turn that only looks, as
+//!   another worker taking this driver's events does, never touches the knote, so the knote
+//!   has one writer at a time: the driving thread, or the one leaving the kqueue to a host);
+//!   publish `next_wake`, then look at the stack once more (a Dekker pair with inserters:
+//!   SeqCst on both sides); after waiting, fire what is due in deadline order (wake their
+//!   tasks). An entry reset to an earlier deadline while in the heap gets a second item; the
+//!   heap goes by the entry's deadline when an item comes up, so the later one is stale by
+//!   then and dropped.
 
 use crate::loom::Locked;
 use std::io;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
 use std::sync::OnceLock;
+use std::task::Waker;
 use std::time::Duration;
 
-use futures_util::task::AtomicWaker;
 use knote_reactor::{Flags, Kevent, TimerUnit};
 
 use super::clock::Clock;
-use crate::loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
-use crate::loom::sync::{Arc, Mutex};
+pub(crate) use super::pool::{Entry, EntryRef};
+use super::pool::{Freed, Pool};
+use crate::loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize};
+use crate::loom::sync::Mutex;
 
 /// The driver's one timer knote: its ident (timer idents are a namespace of their own) and
 /// `udata` (never a valid slot token, nor the wake-up knote's `usize::MAX`).
@@ -68,29 +81,7 @@ const FIRED: u32 = 4;
 /// Its `Sleep` is gone.
 const CANCELLED: u32 = 8;
 
-/// One timer: what a `Sleep` and the driver share.
-pub(crate) struct Entry {
-    /// The deadline the `Sleep` wants (ns on the clock's scale).
-    deadline: AtomicU64,
-    /// The deadline of its live heap item (owner only, under the heap's lock).
-    heap_deadline: AtomicU64,
-    state: AtomicU32,
-    /// The next entry on the insertion stack.
-    next: AtomicPtr<Entry>,
-    pub(crate) waker: AtomicWaker,
-}
-
 impl Entry {
-    pub(crate) fn new(deadline: u64) -> Arc<Entry> {
-        Arc::new(Entry {
-            deadline: AtomicU64::new(deadline),
-            heap_deadline: AtomicU64::new(0),
-            state: AtomicU32::new(0),
-            next: AtomicPtr::new(std::ptr::null_mut()),
-            waker: AtomicWaker::new(),
-        })
-    }
-
     /// Whether the driver fired it: its clock reached the entry's deadline (and it has not
     /// been re-armed since).
     pub(crate) fn fired(&self) -> bool {
@@ -98,11 +89,13 @@ impl Entry {
     }
 }
 
-/// A heap item: a deadline and the entry it was pushed for (stale once the entry's
-/// `heap_deadline` moved on or it was cancelled).
+/// A heap item: a deadline and the entry it was pushed for. An entry may have several (a
+/// reset to an earlier deadline pushes another): the heap goes by the entry's deadline when
+/// an item comes up, and once the entry fired (or was cancelled) its other items are stale
+/// and dropped as they come up.
 struct Item {
     deadline: u64,
-    entry: Arc<Entry>,
+    entry: EntryRef,
 }
 
 impl PartialEq for Item {
@@ -126,9 +119,7 @@ impl Ord for Item {
 impl Item {
     fn is_live(&self) -> bool {
         let s = self.entry.state.load(Acquire);
-        s & CANCELLED == 0
-            && s & HEAPED != 0
-            && self.entry.heap_deadline.load(Relaxed) == self.deadline
+        s & CANCELLED == 0 && s & HEAPED != 0
     }
 }
 
@@ -136,6 +127,19 @@ struct Heap {
     items: std::collections::BinaryHeap<Item>,
     /// The deadline the knote is armed for, if it is armed.
     armed: Option<u64>,
+}
+
+impl Heap {
+    /// Pushes an item, growing the storage by a quarter when full (not the doubling of
+    /// `Vec`): the heap is most of a sleeping task's timer memory, and a doubled capacity
+    /// would cost up to 16 bytes per timer.
+    fn push(&mut self, item: Item) {
+        let len = self.items.len();
+        if len == self.items.capacity() {
+            self.items.reserve_exact((len / 4).max(64));
+        }
+        self.items.push(item);
+    }
 }
 
 /// What [`Timers::before_wait`] decided.
@@ -148,6 +152,9 @@ pub(crate) struct Wait {
     auto_advance: Option<u64>,
     /// `next_wake` was published (the wait may sleep): reset it afterwards.
     published: bool,
+    /// The deadline `arm` arms the knote for (the tests' view of the change).
+    #[cfg(test)]
+    armed_for: Option<u64>,
 }
 
 /// `next_wake` while the driving thread is awake: it will look at the stack before it
@@ -164,6 +171,8 @@ pub(crate) struct Timers {
     /// or `NEVER`.
     next_wake: AtomicU64,
     heap: Mutex<Heap>,
+    /// Where the entries live.
+    pool: Pool,
     /// Items in the heap (a snapshot, for `has_timers`).
     len: AtomicUsize,
     /// Entries cancelled while in the heap since the last compaction.
@@ -191,6 +200,7 @@ impl Timers {
                 items: std::collections::BinaryHeap::new(),
                 armed: None,
             }),
+            pool: Pool::new(),
             len: AtomicUsize::new(0),
             cancelled: AtomicUsize::new(0),
             cancelled_queued: AtomicUsize::new(0),
@@ -227,21 +237,30 @@ impl Timers {
         self.failed.get().map(String::as_str)
     }
 
-    /// Arms a new entry (its first poll): it is queued as it is, no state to reconcile.
-    /// Returns whether the caller must wake the driving thread.
-    pub(crate) fn arm_new(&self, entry: &Arc<Entry>) -> bool {
+    /// A new timer (a `Sleep`'s first poll) for `deadline`, which wakes `waker`: an entry
+    /// from the pool, queued at once. Returns the `Sleep`'s reference and whether the caller
+    /// must wake the driving thread.
+    pub(crate) fn insert(&self, deadline: u64, waker: &Waker) -> (EntryRef, bool) {
+        // Two references: the caller's and the stack's.
+        let entry = self.pool.alloc(deadline, 2);
+        entry.waker.register(waker);
         entry.state.store(QUEUED, Relaxed);
-        self.push_queued(entry);
+        // SAFETY: `alloc` counted the stack's reference.
+        self.push_raw(unsafe { entry.counted_copy() });
         // The Dekker pair with `before_wait`: push, fence, read `next_wake` here; publish
         // `next_wake`, fence, read the stack there. (A fence: loom models SeqCst fences, not
         // SeqCst accesses, and the model of this found the accesses-only version wanting.)
         fence(SeqCst);
-        entry.deadline.load(Relaxed) < self.next_wake.load(SeqCst)
+        let wake = deadline < self.next_wake.load(SeqCst);
+        (entry, wake)
     }
 
-    /// Pushes an entry whose QUEUED bit this thread set on the stack.
-    fn push_queued(&self, entry: &Arc<Entry>) {
-        let ptr = Arc::into_raw(Arc::clone(entry)).cast_mut();
+    /// Pushes a reference to an entry whose QUEUED bit this thread set on the stack.
+    fn push_raw(&self, entry: EntryRef) {
+        let ptr = entry.into_raw();
+        // SAFETY: the reference given up keeps the entry from being reused; the stack holds
+        // it from the push on.
+        let entry = unsafe { &*ptr };
         let mut head = self.queue.load(Relaxed);
         loop {
             entry.next.store(head, Relaxed);
@@ -252,9 +271,9 @@ impl Timers {
         }
     }
 
-    /// Arms (first poll) or re-arms (reset, or fired early) `entry` for `deadline`. Returns
-    /// whether the caller must wake the driving thread (it waits past `deadline`).
-    pub(crate) fn arm(&self, entry: &Arc<Entry>, deadline: u64) -> bool {
+    /// Re-arms `entry` (a reset, or fired early) for `deadline`. Returns whether the caller
+    /// must wake the driving thread (it waits past `deadline`).
+    pub(crate) fn arm(&self, entry: &EntryRef, deadline: u64) -> bool {
         let old = entry.deadline.swap(deadline, AcqRel);
         let prev = entry.state.fetch_and(!FIRED, AcqRel);
         // An entry in the heap whose deadline only moves later needs nothing: the heap finds
@@ -262,23 +281,21 @@ impl Timers {
         if prev & HEAPED != 0 && prev & FIRED == 0 && deadline >= old {
             return false;
         }
-        self.enqueue(entry, deadline)
-    }
-
-    fn enqueue(&self, entry: &Arc<Entry>, deadline: u64) -> bool {
         if entry.state.fetch_or(QUEUED, AcqRel) & QUEUED == 0 {
-            self.push_queued(entry);
+            self.push_raw(entry.clone_ref());
         }
         // (Already queued: the driver will read the deadline when it takes it.) See
-        // `arm_new` for the fence.
+        // `insert` for the fence.
         fence(SeqCst);
         deadline < self.next_wake.load(SeqCst)
     }
 
-    /// A `Sleep` is gone: its entry stays where it is until the heap meets it.
-    pub(crate) fn cancel(&self, entry: &Entry) {
+    /// A `Sleep` is gone: its entry stays where it is until the heap meets it, and goes back
+    /// to the pool when nothing holds it any more.
+    pub(crate) fn cancel(&self, entry: EntryRef) {
         let prev = entry.state.fetch_or(CANCELLED, AcqRel);
         drop(entry.waker.take());
+        self.pool.release(entry);
         if prev & HEAPED != 0 {
             self.cancelled.fetch_add(1, Relaxed);
         } else if prev & QUEUED != 0
@@ -295,13 +312,22 @@ impl Timers {
     }
 
     /// Takes the insertion stack into the heap (under its lock).
+    #[inline]
     fn drain(&self, heap: &mut Heap) {
+        // Most turns find the stack empty: a load, not the swap (a push that lands after it
+        // is one that came after this drain; `before_wait` looks again after publishing).
+        if !self.queue.load(Acquire).is_null() {
+            self.drain_stack(heap);
+        }
+    }
+
+    fn drain_stack(&self, heap: &mut Heap) {
+        let mut freed = Freed::new();
         let mut ptr = self.queue.swap(std::ptr::null_mut(), SeqCst);
         while !ptr.is_null() {
-            // SAFETY: every pointer on the stack came from `Arc::into_raw` in `enqueue`, which
-            // put exactly one on it per reference it gave up; the swap above made this thread
-            // the only one to take them.
-            let entry = unsafe { Arc::from_raw(ptr) };
+            // SAFETY: every pointer on the stack is a reference given up by `push_raw`, once
+            // per push; the swap above made this thread the only one to take them.
+            let entry = unsafe { EntryRef::from_raw(ptr) };
             ptr = entry.next.load(Relaxed);
             // Off the stack and (unless cancelled) in the heap, in one step: a reset that sees
             // HEAPED from here on relies on the heap re-checking its deadline (`fire`).
@@ -316,40 +342,49 @@ impl Timers {
                 })
                 .unwrap_or_else(|s| s);
             if prev & CANCELLED != 0 {
+                freed.release(entry);
                 continue;
             }
+            // (Already in the heap, for a later deadline: the earlier item fires it, the
+            // other one is stale by then.)
             let deadline = entry.deadline.load(Acquire);
-            if prev & HEAPED != 0 && entry.heap_deadline.load(Relaxed) <= deadline {
-                // Its item comes up no later than it should: the heap re-checks it then.
-                continue;
-            }
-            entry.heap_deadline.store(deadline, Relaxed);
-            heap.items.push(Item { deadline, entry });
+            heap.push(Item { deadline, entry });
         }
+        self.pool.free(freed);
     }
 
-    fn push(&self, heap: &mut Heap, entry: Arc<Entry>, deadline: u64) {
-        entry.heap_deadline.store(deadline, Relaxed);
+    /// Puts a live entry (back) in the heap for `deadline`.
+    fn push(&self, heap: &mut Heap, entry: EntryRef, deadline: u64, freed: &mut Freed) {
         if entry.state.fetch_or(HEAPED, AcqRel) & CANCELLED != 0 {
             // Cancelled meanwhile (and the canceller saw no HEAPED): keep it out.
             entry.state.fetch_and(!HEAPED, AcqRel);
+            freed.release(entry);
             return;
         }
-        heap.items.push(Item { deadline, entry });
+        heap.push(Item { deadline, entry });
     }
 
     /// Fires every entry due at `now`, in deadline order.
+    #[inline]
     fn fire(&self, heap: &mut Heap, now: u64) {
+        if heap.items.peek().is_some_and(|top| top.deadline <= now) {
+            self.fire_due(heap, now);
+        }
+    }
+
+    fn fire_due(&self, heap: &mut Heap, now: u64) {
+        let mut freed = Freed::new();
         while heap.items.peek().is_some_and(|top| top.deadline <= now) {
             let Some(item) = heap.items.pop() else { break };
             if !item.is_live() {
+                freed.release(item.entry);
                 continue;
             }
             let entry = item.entry;
             let deadline = entry.deadline.load(Acquire);
             if deadline > now {
                 // Reset to later since it was pushed: it waits on.
-                self.push(heap, entry, deadline);
+                self.push(heap, entry, deadline, &mut freed);
                 continue;
             }
             let _ = entry
@@ -362,18 +397,31 @@ impl Timers {
             let moved = entry.deadline.load(Acquire);
             if moved != deadline {
                 entry.state.fetch_and(!FIRED, AcqRel);
-                self.push(heap, entry, moved);
+                self.push(heap, entry, moved, &mut freed);
                 continue;
             }
             entry.waker.wake();
+            freed.release(entry);
         }
+        self.pool.free(freed);
     }
 
     /// Drops cancelled and stale items once they outnumber live ones.
     fn compact(&self, heap: &mut Heap) {
         let cancelled = self.cancelled.load(Relaxed);
         if cancelled > 64 && cancelled > heap.items.len() / 2 {
-            heap.items.retain(Item::is_live);
+            let mut items = std::mem::take(&mut heap.items).into_vec();
+            let mut freed = Freed::new();
+            let mut i = 0;
+            while i < items.len() {
+                if items[i].is_live() {
+                    i += 1;
+                } else {
+                    freed.release(items.swap_remove(i).entry);
+                }
+            }
+            heap.items = items.into();
+            self.pool.free(freed);
             self.cancelled.store(0, Relaxed);
         }
     }
@@ -410,6 +458,8 @@ impl Timers {
             arm: None,
             auto_advance: None,
             published,
+            #[cfg(test)]
+            armed_for: None,
         };
         let Some(earliest) = earliest else {
             return wait;
@@ -425,7 +475,17 @@ impl Timers {
         }
         let left = Duration::from_nanos(earliest.saturating_sub(now));
         wait.timeout = Some(timeout.map_or(left, |t| t.min(left)));
-        wait.arm = self.knote_change(&mut heap, earliest, now);
+        if sleeps {
+            // Only a turn that waits arms the knote. A look without waiting may run beside the
+            // owner's wait (another worker taking a stuck worker's events): two arms computed
+            // under the lock but submitted outside it, in either order, could leave the knote
+            // armed for another deadline than `armed` says, or gone while it says armed.
+            wait.arm = self.knote_change(&mut heap, earliest, now);
+            #[cfg(test)]
+            if wait.arm.is_some() {
+                wait.armed_for = heap.armed;
+            }
+        }
         wait
     }
 
@@ -542,18 +602,153 @@ impl Timers {
     }
 }
 
-impl Drop for Timers {
-    fn drop(&mut self) {
-        let mut heap = self.lock();
-        // Release the stack's references (the heap's go with it).
-        self.drain(&mut heap);
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn noop() -> &'static Waker {
+        futures_util::task::noop_waker_ref()
+    }
+
+    /// An hour ahead on the driver's clock.
+    fn far(timers: &Timers) -> u64 {
+        timers.clock().now() + 3_600_000_000_000
+    }
+
+    #[test]
+    fn a_look_without_waiting_leaves_the_knote_alone() {
+        let timers = Timers::new();
+        let (entry, _) = timers.insert(far(&timers), noop());
+        // A turn that only looks (another worker taking this driver's events) does not arm.
+        let look = timers.before_wait(Some(Duration::ZERO));
+        assert!(look.arm.is_none(), "a look without waiting armed the knote");
+        assert_eq!(look.timeout, Some(Duration::ZERO));
+        timers.after_wait(&look, false);
+        assert_eq!(timers.knotes(), 0);
+        // The turn that waits does, for the earliest deadline, and only once.
+        let wait = timers.before_wait(None);
+        assert!(wait.arm.is_some(), "the waiting turn did not arm the knote");
+        assert_eq!(wait.armed_for, Some(entry.deadline.load(Relaxed)));
+        timers.after_wait(&wait, false);
+        let again = timers.before_wait(Some(Duration::from_secs(1)));
+        assert!(again.arm.is_none(), "armed again for the same deadline");
+        timers.after_wait(&again, false);
+        timers.cancel(entry);
+    }
+
+    #[test]
+    fn entries_go_back_to_the_pool_whoever_gives_up_the_last_reference() {
+        let timers = Timers::new();
+        timers.clock().pause();
+        let now = timers.clock().now();
+        // Fired, then dropped by its Sleep.
+        let (fired, _) = timers.insert(now, noop());
+        timers.process();
+        assert!(fired.fired());
+        assert_eq!(timers.pool.live(), 1, "only the Sleep holds it");
+        timers.cancel(fired);
+        // Dropped while on the stack: freed when the driver takes it in.
+        let (queued, _) = timers.insert(now + 10, noop());
+        timers.cancel(queued);
+        assert_eq!(timers.pool.live(), 1, "the stack still holds it");
+        timers.process();
+        // Dropped while in the heap, after a reset to earlier (two items): freed when both
+        // items are gone.
+        let (heaped, _) = timers.insert(now + 1_000, noop());
+        timers.process();
+        let _ = timers.arm(&heaped, now + 500);
+        timers.process();
+        assert_eq!(timers.lock().items.len(), 2);
+        timers.cancel(heaped);
+        assert_eq!(timers.pool.live(), 1);
+        timers.clock().advance(Duration::from_nanos(1_000));
+        timers.process();
+        assert_eq!(timers.pool.live(), 0, "an entry was not given back");
+        assert!(timers.lock().items.is_empty());
+    }
+
+    #[test]
+    fn a_reset_to_earlier_fires_at_the_new_deadline_and_the_stale_item_is_dropped() {
+        let timers = Timers::new();
+        timers.clock().pause();
+        let now = timers.clock().now();
+        let (entry, _) = timers.insert(now + 1_000, noop());
+        timers.process();
+        let _ = timers.arm(&entry, now + 10);
+        timers.clock().advance(Duration::from_nanos(10));
+        timers.process();
+        assert!(entry.fired(), "the earlier deadline did not fire");
+        // Re-armed later than the stale item: the stale one must not fire it.
+        let _ = timers.arm(&entry, now + 2_000);
+        timers.clock().advance(Duration::from_nanos(990));
+        timers.process();
+        assert!(
+            !entry.fired(),
+            "fired by the stale item of its old deadline"
+        );
+        timers.clock().advance(Duration::from_nanos(1_000));
+        timers.process();
+        assert!(entry.fired());
+        timers.cancel(entry);
+        assert_eq!(timers.pool.live(), 0);
+    }
+
+    #[test]
+    fn compaction_gives_cancelled_entries_back() {
+        let timers = Timers::new();
+        let deadline = far(&timers);
+        let entries: Vec<_> = (0..1_000)
+            .map(|i| timers.insert(deadline + i, noop()).0)
+            .collect();
+        timers.process();
+        let mut keep = Vec::new();
+        for (i, e) in entries.into_iter().enumerate() {
+            if i % 10 == 0 {
+                keep.push(e);
+            } else {
+                timers.cancel(e);
+            }
+        }
+        // The next turn compacts: 900 cancelled of 1,000.
+        let wait = timers.before_wait(Some(Duration::ZERO));
+        timers.after_wait(&wait, false);
+        assert_eq!(timers.lock().items.len(), 100);
+        assert_eq!(timers.pool.live(), 100);
+        for e in keep {
+            timers.cancel(e);
+        }
+    }
+
+    #[test]
+    fn the_heap_grows_by_a_quarter() {
+        let timers = Timers::new();
+        let deadline = far(&timers);
+        // (Fewer under Miri, which is slow.)
+        let n: u64 = if cfg!(miri) { 1_000 } else { 10_000 };
+        let entries: Vec<_> = (0..n)
+            .map(|i| timers.insert(deadline + i, noop()).0)
+            .collect();
+        timers.process();
+        let heap = timers.lock();
+        let (len, cap) = (heap.items.len(), heap.items.capacity());
+        drop(heap);
+        assert_eq!(len as u64, n);
+        assert!(cap < len + len / 4 + 64, "capacity {cap} for {len} items");
+        for e in entries {
+            timers.cancel(e);
+        }
     }
 }
 
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
+    use crate::loom::sync::Arc;
     use crate::loom::thread;
+
+    fn noop() -> &'static Waker {
+        futures_util::task::noop_waker_ref()
+    }
 
     /// An hour ahead on the driver's clock: never due within a model.
     fn far(timers: &Timers) -> u64 {
@@ -567,11 +762,7 @@ mod loom_tests {
         loom::model(|| {
             let timers = Arc::new(Timers::new());
             let t = timers.clone();
-            let inserter = thread::spawn(move || {
-                let entry = Entry::new(far(&t));
-                let wake = t.arm_new(&entry);
-                (entry, wake)
-            });
+            let inserter = thread::spawn(move || t.insert(far(&t), noop()));
             let wait = timers.before_wait(None);
             let (entry, wake) = inserter.join().unwrap();
             assert!(
@@ -579,33 +770,61 @@ mod loom_tests {
                 "a timer armed during the wait was neither seen nor woke the driver"
             );
             timers.after_wait(&wait, false);
-            drop(entry);
+            timers.cancel(entry);
         });
     }
 
     /// A cancel from another thread racing the driver taking the entry in: the entry ends
-    /// up out of the heap or counted for compaction, and every reference is released (loom
-    /// reports a leaked `Arc`).
+    /// up out of the heap or counted for compaction, and goes back to the pool once both
+    /// sides are done with it (whichever gave up the last reference).
     #[test]
     fn cross_thread_cancel_races_the_drain() {
         loom::model(|| {
             let timers = Arc::new(Timers::new());
-            let entry = Entry::new(far(&timers));
-            let _ = timers.arm_new(&entry);
+            let (entry, _) = timers.insert(far(&timers), noop());
             let t = timers.clone();
             let canceller = thread::spawn(move || {
-                t.cancel(&entry);
+                t.cancel(entry);
             });
             timers.process();
             canceller.join().unwrap();
             timers.process();
-            let heap = timers.lock();
-            let live = heap.items.iter().filter(|i| i.is_live()).count();
-            assert_eq!(live, 0, "a cancelled timer is live in the heap");
-            assert!(
-                heap.items.is_empty() || timers.cancelled.load(Relaxed) == heap.items.len(),
-                "a cancelled item in the heap is not counted for compaction"
-            );
+            {
+                let heap = timers.lock();
+                let live = heap.items.iter().filter(|i| i.is_live()).count();
+                assert_eq!(live, 0, "a cancelled timer is live in the heap");
+                assert!(
+                    heap.items.is_empty() || timers.cancelled.load(Relaxed) == heap.items.len(),
+                    "a cancelled item in the heap is not counted for compaction"
+                );
+                if heap.items.is_empty() {
+                    assert_eq!(timers.pool.live(), 0, "the entry was not given back");
+                }
+            }
+        });
+    }
+
+    /// A `Sleep` dropped on another thread while the driver fires its entry: both give up a
+    /// reference at once; exactly one puts the entry on the free list, and the next timer
+    /// gets it (the free list's lock orders the first owner's last use before the reuse).
+    #[test]
+    fn cross_thread_drop_races_the_fire_and_the_entry_is_reused() {
+        loom::model(|| {
+            let timers = Arc::new(Timers::new());
+            timers.clock().pause();
+            let now = timers.clock().now();
+            let (entry, _) = timers.insert(now, noop());
+            let first = entry.clone_ref();
+            let t = timers.clone();
+            let dropper = thread::spawn(move || t.cancel(entry));
+            timers.process();
+            dropper.join().unwrap();
+            assert_eq!(timers.pool.live(), 1, "`first` holds it");
+            timers.pool.release(first);
+            assert_eq!(timers.pool.live(), 0, "the entry was not given back");
+            let (next, _) = timers.insert(now + 1, noop());
+            assert_eq!(next.state.load(Relaxed), QUEUED, "reused with old state");
+            timers.cancel(next);
         });
     }
 
@@ -618,8 +837,8 @@ mod loom_tests {
             let timers = Arc::new(Timers::new());
             timers.clock().pause();
             let now = timers.clock().now();
-            let entry = Entry::new(now);
-            let _ = timers.arm_new(&entry);
+            let (entry, _) = timers.insert(now, noop());
+            let entry = Arc::new(entry);
             let e = entry.clone();
             let t = timers.clone();
             let resetter = thread::spawn(move || {
@@ -638,6 +857,46 @@ mod loom_tests {
             timers.clock().advance(Duration::from_nanos(1_000));
             timers.process();
             assert!(entry.fired(), "the reset deadline never fired");
+            let entry = Arc::try_unwrap(entry).ok().expect("the resetter is done");
+            timers.cancel(entry);
+        });
+    }
+
+    /// Another worker looking at this driver's kqueue without waiting (taking a stuck
+    /// worker's events), with a new earlier timer, while the owner prepares to wait: the
+    /// knote ends up armed for the deadline the driver believes (each side submits its
+    /// change outside the heap's lock, as `Driver::turn` does, in either order).
+    #[test]
+    fn a_look_beside_the_owners_wait_leaves_the_knote_to_the_owner() {
+        loom::model(|| {
+            let timers = Arc::new(Timers::new());
+            let later = far(&timers) + 1_000;
+            let (old, _) = timers.insert(later, noop());
+            // The kernel's knote: the deadline of the last change submitted.
+            let kernel = Arc::new(crate::loom::sync::Mutex::new(None::<u64>));
+            let (t, k) = (timers.clone(), kernel.clone());
+            let thief = thread::spawn(move || {
+                let (new, _) = t.insert(later - 1_000, noop());
+                let look = t.before_wait(Some(Duration::ZERO));
+                if let Some(d) = look.armed_for {
+                    *k.locked() = Some(d);
+                }
+                t.after_wait(&look, false);
+                new
+            });
+            let wait = timers.before_wait(None);
+            if let Some(d) = wait.armed_for {
+                *kernel.locked() = Some(d);
+            }
+            let new = thief.join().unwrap();
+            timers.after_wait(&wait, false);
+            assert_eq!(
+                *kernel.locked(),
+                timers.lock().armed,
+                "the knote is armed for another deadline than the driver believes"
+            );
+            timers.cancel(old);
+            timers.cancel(new);
         });
     }
 }

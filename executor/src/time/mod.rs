@@ -15,6 +15,7 @@
 mod clock;
 pub(crate) mod driver;
 mod interval;
+mod pool;
 mod sleep;
 mod timeout;
 

@@ -2,12 +2,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use super::clock::{to_nanos, Instant};
-use super::driver::Entry;
+use super::clock::{from_nanos, origin, to_nanos, Instant};
+use super::driver::EntryRef;
 use crate::driver::Driver;
 use crate::runtime::context;
 use crate::task::coop;
@@ -18,12 +19,15 @@ use crate::task::coop;
 /// When first polled outside a knote runtime.
 pub fn sleep(duration: Duration) -> Sleep {
     let now = Instant::now();
-    let mut sleep = Sleep::new(now.checked_add(duration).unwrap_or_else(far_future));
     // The clock was just read: a zero sleep is due, any other is not yet (its first poll
     // need not read the clock again; if it became due meanwhile, the next turn fires it).
-    sleep.elapsed = duration.is_zero();
-    sleep.check_clock = false;
-    sleep
+    Sleep {
+        state: State::Unarmed {
+            deadline: now.checked_add(duration).unwrap_or_else(far_future),
+            elapsed: duration.is_zero(),
+            check_clock: false,
+        },
+    }
 }
 
 /// Waits until `deadline`.
@@ -31,7 +35,13 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// # Panics
 /// When first polled outside a knote runtime.
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep::new(deadline)
+    Sleep {
+        state: State::Unarmed {
+            deadline,
+            elapsed: false,
+            check_clock: true,
+        },
+    }
 }
 
 /// An instant about 30 years ahead: what "never" means for a timer (as in tokio).
@@ -41,11 +51,24 @@ pub(crate) fn far_future() -> Instant {
         .unwrap_or(now)
 }
 
-/// A `Sleep`'s timer once armed: its entry and the driver whose heap holds it.
-struct Armed {
-    driver: Arc<Driver>,
-    /// (loom's `Arc` under `--cfg loom`: the entry protocol is model-checked.)
-    entry: crate::loom::sync::Arc<Entry>,
+/// Where a `Sleep` stands.
+enum State {
+    /// Not polled yet, or completed without a timer (due when first polled).
+    Unarmed {
+        deadline: Instant,
+        /// Completed (as observed by a poll, or a zero sleep).
+        elapsed: bool,
+        /// The first poll compares the deadline with the clock (a deadline given by the
+        /// caller, which may have passed).
+        check_clock: bool,
+    },
+    /// Its timer: the entry, which holds the deadline (in nanoseconds since the clock's
+    /// origin, which converts back exactly) and whether it fired, and the driver whose heap
+    /// holds it (and whose pool the entry lives in).
+    Armed {
+        driver: Arc<Driver>,
+        entry: EntryRef,
+    },
 }
 
 /// The future of [`sleep`] and [`sleep_until`].
@@ -62,44 +85,47 @@ struct Armed {
 /// When polled after its runtime's kqueue refused the timer knote (with the cause: a timer
 /// that cannot fire is reported, never left to hang).
 pub struct Sleep {
-    deadline: Instant,
-    armed: Option<Armed>,
-    elapsed: bool,
-    /// The first poll compares the deadline with the clock (a deadline given by the caller,
-    /// which may have passed).
-    check_clock: bool,
+    state: State,
 }
 
 impl Sleep {
-    fn new(deadline: Instant) -> Sleep {
-        Sleep {
-            deadline,
-            armed: None,
-            elapsed: false,
-            check_clock: true,
-        }
-    }
-
-    /// When it completes.
+    /// When it completes. (A deadline more than 584 years after the process's first timer
+    /// reads back as that far limit once the sleep was polled.)
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        match &self.state {
+            State::Unarmed { deadline, .. } => *deadline,
+            State::Armed { entry, .. } => {
+                Instant::from_std(from_nanos(entry.deadline.load(Ordering::Relaxed)))
+            }
+        }
     }
 
     /// Whether the deadline has passed (as observed by a poll, or by the clock now).
     pub fn is_elapsed(&self) -> bool {
-        self.elapsed || Instant::now() >= self.deadline
+        let observed = match &self.state {
+            State::Unarmed { elapsed, .. } => *elapsed,
+            State::Armed { entry, .. } => entry.fired(),
+        };
+        observed || Instant::now() >= self.deadline()
     }
 
     /// Moves the deadline, in any state (armed, elapsed, never polled): the entry is re-armed
     /// in place (no allocation, no lock).
     pub fn reset(&mut self, deadline: Instant) {
-        self.deadline = deadline;
-        self.elapsed = false;
-        self.check_clock = true;
-        if let Some(armed) = &self.armed {
-            let timers = armed.driver.timers();
-            if timers.arm(&armed.entry, to_nanos(deadline.into_std())) {
-                armed.driver.wake();
+        match &mut self.state {
+            State::Unarmed {
+                deadline: d,
+                elapsed,
+                check_clock,
+            } => {
+                *d = deadline;
+                *elapsed = false;
+                *check_clock = true;
+            }
+            State::Armed { driver, entry } => {
+                if driver.timers().arm(entry, to_nanos(deadline.into_std())) {
+                    driver.wake();
+                }
             }
         }
     }
@@ -107,8 +133,7 @@ impl Sleep {
     /// `poll`, for callers holding a `&mut Sleep` (it is `Unpin`).
     pub fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         ready!(coop::poll_proceed(cx));
-        if self.elapsed || self.poll_timer(cx) {
-            self.elapsed = true;
+        if self.poll_timer(cx) {
             coop::spend();
             Poll::Ready(())
         } else {
@@ -118,44 +143,52 @@ impl Sleep {
 
     /// Whether the deadline came; if not, makes sure the timer will wake `cx`.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = to_nanos(self.deadline.into_std());
-        let armed = match &self.armed {
-            Some(armed) => armed,
-            None => {
+        let (deadline, driver) = match &mut self.state {
+            State::Armed { driver, entry } => {
+                let fired = crate::driver::slots::ready_or_register(
+                    &entry.waker,
+                    cx.waker(),
+                    || entry.fired().then_some(()),
+                    || {
+                        if let Some(why) = driver.timers().failure() {
+                            panic!("{why}");
+                        }
+                    },
+                );
+                return fired.is_some();
+            }
+            State::Unarmed { elapsed: true, .. } => return true,
+            State::Unarmed {
+                deadline,
+                check_clock,
+                elapsed,
+            } => {
                 let Some(driver) = context::with_current(|h| h.driver()) else {
                     // A due sleep needs no timer, nor a runtime.
-                    if Instant::now() >= self.deadline {
+                    if Instant::now() >= *deadline {
+                        *elapsed = true;
                         return true;
                     }
                     panic!("knote: a Sleep was polled outside a knote runtime");
                 };
-                if let Some(why) = driver.timers().failure() {
+                let ns = to_nanos(deadline.into_std());
+                let timers = driver.timers();
+                if let Some(why) = timers.failure() {
                     panic!("{why}");
                 }
-                let timers = driver.timers();
-                if timers.known_due(deadline)
-                    || (self.check_clock && timers.clock().now() >= deadline)
-                {
+                if timers.known_due(ns) || (*check_clock && timers.clock().now() >= ns) {
+                    *elapsed = true;
                     return true;
                 }
-                let entry = Entry::new(deadline);
-                entry.waker.register(cx.waker());
-                let armed = self.armed.insert(Armed { driver, entry });
-                if armed.driver.timers().arm_new(&armed.entry) {
-                    armed.driver.wake();
-                }
-                return false;
+                (ns, driver)
             }
         };
-        if armed.entry.fired() {
-            return true;
+        let (entry, wake) = driver.timers().insert(deadline, cx.waker());
+        if wake {
+            driver.wake();
         }
-        if let Some(why) = armed.driver.timers().failure() {
-            panic!("{why}");
-        }
-        armed.entry.waker.register(cx.waker());
-        // Fired while the waker was being replaced: the old one may have been woken.
-        armed.entry.fired()
+        self.state = State::Armed { driver, entry };
+        false
     }
 }
 
@@ -169,8 +202,17 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some(armed) = &self.armed {
-            armed.driver.timers().cancel(&armed.entry);
+        if let State::Armed { .. } = self.state {
+            // Take the entry's reference out to give it back (what is left in its place is
+            // never looked at: the `Sleep` is going).
+            let gone = State::Unarmed {
+                deadline: Instant::from_std(origin()),
+                elapsed: true,
+                check_clock: false,
+            };
+            if let State::Armed { driver, entry } = std::mem::replace(&mut self.state, gone) {
+                driver.timers().cancel(entry);
+            }
         }
     }
 }
@@ -178,8 +220,20 @@ impl Drop for Sleep {
 impl std::fmt::Debug for Sleep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sleep")
-            .field("deadline", &self.deadline)
-            .field("armed", &self.armed.is_some())
+            .field("deadline", &self.deadline())
+            .field("armed", &matches!(self.state, State::Armed { .. }))
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sleep_is_three_words() {
+        // Most of a sleeping task's timer memory is the `Sleep` inside the task, its entry
+        // and its heap item: this one is pinned.
+        assert!(std::mem::size_of::<Sleep>() <= 3 * std::mem::size_of::<usize>());
     }
 }
