@@ -175,3 +175,94 @@ pub(crate) fn poll_accept<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    use knote_executor::io::AsyncFd;
+    use knote_executor::runtime::Builder;
+
+    use super::*;
+
+    fn err(code: i32) -> io::Error {
+        io::Error::from_raw_os_error(code)
+    }
+
+    /// Runs [`accept`] over a readable registration with `op` replaying `script`.
+    fn replay(script: Vec<io::Result<u32>>) -> (io::Result<u32>, AcceptMetrics) {
+        let rt = Builder::new_current_thread().build().unwrap();
+        rt.block_on(async move {
+            let (a, mut b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            b.write_all(b"!").unwrap(); // readable, as a listener with a queued connection
+            let fd = AsyncFd::new(a).unwrap();
+            let counters = Counters::default();
+            let mut script = script.into_iter();
+            let result = accept(fd.registration(), &counters, || {
+                script.next().expect("accept called after the script ended")
+            })
+            .await;
+            (result, counters.snapshot())
+        })
+    }
+
+    #[test]
+    fn aborted_connections_are_skipped() {
+        let (result, m) = replay(vec![
+            Err(err(libc::ECONNABORTED)),
+            Err(err(libc::EPROTO)),
+            Ok(7),
+        ]);
+        assert_eq!(result.unwrap(), 7);
+        assert_eq!(
+            m,
+            AcceptMetrics {
+                attempts: 3,
+                accepted: 1,
+                backoffs: 0,
+                aborted: 2
+            }
+        );
+    }
+
+    #[test]
+    fn resource_errors_back_off_then_accept() {
+        let (result, m) = replay(vec![
+            Err(err(libc::EMFILE)),
+            Err(err(libc::ENFILE)),
+            Err(err(libc::ENOBUFS)),
+            Err(err(libc::ENOMEM)),
+            Ok(9),
+        ]);
+        assert_eq!(result.unwrap(), 9);
+        assert_eq!((m.attempts, m.backoffs, m.accepted), (5, 4, 1));
+    }
+
+    #[test]
+    fn other_errors_are_returned() {
+        let (result, m) = replay(vec![Err(err(libc::EINVAL))]);
+        assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::EINVAL));
+        assert_eq!((m.attempts, m.accepted), (1, 0));
+    }
+
+    #[test]
+    fn the_delay_doubles_up_to_its_bound() {
+        let rt = Builder::new_current_thread().build().unwrap();
+        let _guard = rt.enter();
+        let mut backoff = Backoff::default();
+        let mut delays = Vec::new();
+        for _ in 0..12 {
+            delays.push(backoff.next.unwrap_or(BACKOFF_MIN));
+            backoff.start();
+        }
+        assert_eq!(delays[..4], [1, 2, 4, 8].map(Duration::from_millis));
+        assert_eq!(*delays.last().unwrap(), BACKOFF_MAX);
+        assert!(delays
+            .windows(2)
+            .all(|w| w[0] <= w[1] && w[1] <= BACKOFF_MAX));
+        backoff.reset();
+        assert_eq!(backoff.next, None);
+    }
+}
