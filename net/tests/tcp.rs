@@ -495,3 +495,42 @@ fn incoming_is_a_stream_of_connections() {
         });
     });
 }
+
+#[test]
+fn several_tasks_accept_on_one_listener() {
+    on(&BOTH, |rt, _| {
+        rt.block_on(async {
+            let (l, addr) = listener().await;
+            let l = Arc::new(l);
+            let acceptors: Vec<_> = (0..4)
+                .map(|_| {
+                    let l = Arc::clone(&l);
+                    spawn(async move {
+                        let mut mine = Vec::new();
+                        // Each acceptor takes what it can until the shared count is reached.
+                        while l.accept_metrics().accepted < 40 {
+                            match timeout(Duration::from_millis(50), l.accept()).await {
+                                Ok(accepted) => mine.push(accepted.unwrap().0),
+                                Err(_) => continue,
+                            }
+                        }
+                        mine.len()
+                    })
+                })
+                .collect();
+            knote_executor::time::sleep(Duration::from_millis(10)).await;
+            let mut clients = Vec::new();
+            for _ in 0..40 {
+                clients.push(TcpStream::connect(addr).await.unwrap());
+            }
+            let mut total = 0;
+            for a in acceptors {
+                total += timeout(LIMIT, a)
+                    .await
+                    .expect("an acceptor stalled")
+                    .unwrap();
+            }
+            assert_eq!(total, 40);
+        });
+    });
+}
