@@ -5,6 +5,9 @@
 //! connections: write one message on each, then read each echo back). Rounds alternate the two
 //! runtimes; the output is each side's median messages per second and knote ÷ tokio.
 //!
+//! A second pair compares the stream APIs the same way: `knote::net::TcpStream` through
+//! futures-io's `read`/`write_all` against `tokio::net::TcpStream` through tokio's.
+//!
 //! `cargo bench --bench echo_multi` (env: ECHO_ROUNDS, default 7; ECHO_MS per round, 300;
 //! ECHO_WORKERS, 2).
 
@@ -121,6 +124,78 @@ fn tokio_server(workers: usize, listener: TcpListener, stop: Arc<AtomicBool>) {
     rt.shutdown_background();
 }
 
+/// Echo on knote-net's `TcpStream`, with futures-io's `AsyncReadExt`/`AsyncWriteExt`.
+fn knote_net_server(workers: usize, listener: TcpListener, stop: Arc<AtomicBool>) {
+    use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = knote_executor::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .build()
+        .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let tasks = rt.block_on(async {
+        let listener = knote::net::TcpListener::from_std(listener).unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..CONNS {
+            let (mut s, _) = listener.accept().await.unwrap();
+            s.set_nodelay(true).unwrap();
+            tasks.push(knote::spawn(async move {
+                let mut buf = [0u8; MSG];
+                loop {
+                    match AsyncReadExt::read(&mut s, &mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        tasks
+    });
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(tasks);
+    drop(rt);
+}
+
+/// Echo on tokio's `TcpStream`, with tokio's `AsyncReadExt`/`AsyncWriteExt`.
+fn tokio_io_server(workers: usize, listener: TcpListener, stop: Arc<AtomicBool>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        for _ in 0..CONNS {
+            let (mut s, _) = listener.accept().await.unwrap();
+            s.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; MSG];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    rt.shutdown_background();
+}
+
 /// One round: messages per second echoed by a server started by `serve`.
 fn round(serve: fn(usize, TcpListener, Arc<AtomicBool>), workers: usize, ms: u64) -> f64 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -190,11 +265,16 @@ fn main() {
     let ms = env("ECHO_MS", 300);
     let workers = env("ECHO_WORKERS", 2) as usize;
     let (mut k, mut t) = (Vec::new(), Vec::new());
+    let (mut kn, mut tn) = (Vec::new(), Vec::new());
     for i in 0..rounds {
         if i % 2 == 0 {
             k.push(round(knote_server, workers, ms));
             t.push(round(tokio_server, workers, ms));
+            kn.push(round(knote_net_server, workers, ms));
+            tn.push(round(tokio_io_server, workers, ms));
         } else {
+            tn.push(round(tokio_io_server, workers, ms));
+            kn.push(round(knote_net_server, workers, ms));
             t.push(round(tokio_server, workers, ms));
             k.push(round(knote_server, workers, ms));
         }
@@ -203,5 +283,10 @@ fn main() {
     println!(
         "echo {CONNS} conns x {MSG} B, {workers} workers: knote {km:.0} msg/s, tokio {tm:.0} msg/s, knote/tokio {:.2}",
         km / tm
+    );
+    let (knm, tnm) = (median(&mut kn), median(&mut tn));
+    println!(
+        "echo via stream traits, {workers} workers: knote::net {knm:.0} msg/s, tokio::net {tnm:.0} msg/s, knote/tokio {:.2}",
+        knm / tnm
     );
 }

@@ -71,6 +71,12 @@
 /// `knote::reactor::note`.
 pub use knote_reactor as reactor;
 
+/// Networking: TCP, UDP and Unix-domain sockets on the runtime's kqueue (the `knote-net`
+/// crate): `knote::net::{TcpListener, TcpStream, TcpSocket, UdpSocket, UnixListener,
+/// UnixStream, UnixDatagram, lookup_host}`, with futures-io `AsyncRead`/`AsyncWrite` on the
+/// streams (and tokio's, with the `tokio-io` feature).
+pub use knote_net as net;
+
 pub use knote_executor::{fs, io, runtime, sync, task, time};
 pub use knote_executor::{spawn, spawn_blocking, spawn_local, JoinError, JoinHandle, Runtime};
 

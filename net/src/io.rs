@@ -1,0 +1,258 @@
+//! The byte-stream protocol every stream type shares: `poll_read`/`poll_write` and their
+//! vectored forms on an [`AsyncFd`], and the macro that implements futures-io's (and, with the
+//! `tokio-io` feature, tokio's) `AsyncRead`/`AsyncWrite` with them — written once, used by
+//! TCP streams, their halves and Unix streams.
+//!
+//! These wait with the fd's one waker per direction (what a `poll_*` function can keep), so
+//! one task reading and another writing a shared stream is fine; several tasks waiting to
+//! read (or to write) at once use the streams' `async fn`s instead, which keep a waker each.
+//!
+//! A stream read or write that moves fewer bytes than asked for has drained the socket's
+//! buffer (or filled it): readiness is cleared then, so the next call waits for an event
+//! instead of making a system call that would only say `EAGAIN`. The clear is conditional on
+//! no newer event, so an edge that arrived meanwhile is kept.
+
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::AsFd;
+use std::task::{ready, Context, Poll};
+
+use knote_executor::io::{AsyncFd, Registration};
+
+/// Runs `op` when the socket is ready in the read (`write == false`) or write direction,
+/// until it does not return `WouldBlock`; `want` is how many bytes were asked for (a result
+/// below it clears readiness).
+fn poll_stream_op(
+    registration: &Registration,
+    cx: &mut Context<'_>,
+    write: bool,
+    want: usize,
+    mut op: impl FnMut() -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        let event = if write {
+            ready!(registration.poll_write_ready(cx))?
+        } else {
+            ready!(registration.poll_read_ready(cx))?
+        };
+        match op() {
+            Ok(n) => {
+                if n > 0 && n < want {
+                    registration.clear_readiness(event);
+                }
+                return Poll::Ready(Ok(n));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => registration.clear_readiness(event),
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// Reads into `buf` when readable (an empty `buf` reads nothing, at once).
+pub(crate) fn poll_read<T: AsFd>(
+    fd: &AsyncFd<T>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>>
+where
+    for<'a> &'a T: Read,
+{
+    if buf.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    let want = buf.len();
+    let mut sock = fd.get_ref();
+    poll_stream_op(fd.registration(), cx, false, want, || sock.read(buf))
+}
+
+/// Reads into `bufs` (one `readv`) when readable.
+pub(crate) fn poll_read_vectored<T: AsFd>(
+    fd: &AsyncFd<T>,
+    cx: &mut Context<'_>,
+    bufs: &mut [IoSliceMut<'_>],
+) -> Poll<io::Result<usize>>
+where
+    for<'a> &'a T: Read,
+{
+    let want: usize = bufs.iter().map(|b| b.len()).sum();
+    if want == 0 {
+        return Poll::Ready(Ok(0));
+    }
+    let mut sock = fd.get_ref();
+    poll_stream_op(fd.registration(), cx, false, want, || {
+        sock.read_vectored(bufs)
+    })
+}
+
+/// Writes from `buf` when writable (an empty `buf` writes nothing, at once).
+pub(crate) fn poll_write<T: AsFd>(
+    fd: &AsyncFd<T>,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>>
+where
+    for<'a> &'a T: Write,
+{
+    if buf.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    let mut sock = fd.get_ref();
+    poll_stream_op(fd.registration(), cx, true, buf.len(), || sock.write(buf))
+}
+
+/// Writes from `bufs` (one `writev`) when writable.
+pub(crate) fn poll_write_vectored<T: AsFd>(
+    fd: &AsyncFd<T>,
+    cx: &mut Context<'_>,
+    bufs: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>>
+where
+    for<'a> &'a T: Write,
+{
+    let want: usize = bufs.iter().map(|b| b.len()).sum();
+    if want == 0 {
+        return Poll::Ready(Ok(0));
+    }
+    let mut sock = fd.get_ref();
+    poll_stream_op(fd.registration(), cx, true, want, || {
+        sock.write_vectored(bufs)
+    })
+}
+
+/// tokio's `poll_read`: reads into the unfilled part of `buf` (initialised once: tokio's
+/// `ReadBuf` remembers what was, so a reused buffer is not zeroed again).
+#[cfg(feature = "tokio-io")]
+pub(crate) fn poll_read_buf<T: AsFd>(
+    fd: &AsyncFd<T>,
+    cx: &mut Context<'_>,
+    buf: &mut tokio::io::ReadBuf<'_>,
+) -> Poll<io::Result<()>>
+where
+    for<'a> &'a T: Read,
+{
+    let n = ready!(poll_read(fd, cx, buf.initialize_unfilled()))?;
+    buf.advance(n);
+    Poll::Ready(Ok(()))
+}
+
+/// Implements the read traits for a stream type: `$ty` (with optional generics), `|$s| $fd`
+/// naming its `&AsyncFd<_>` from `$s: &$ty`.
+macro_rules! impl_read {
+    ([$($gen:tt)*] $ty:ty, |$s:ident| $fd:expr) => {
+        impl<$($gen)*> futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let $s = &*self;
+                crate::io::poll_read($fd, cx, buf)
+            }
+
+            fn poll_read_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let $s = &*self;
+                crate::io::poll_read_vectored($fd, cx, bufs)
+            }
+        }
+
+        #[cfg(feature = "tokio-io")]
+        impl<$($gen)*> tokio::io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                let $s = &*self;
+                crate::io::poll_read_buf($fd, cx, buf)
+            }
+        }
+    };
+}
+
+/// Implements the write traits for a stream type: `|$s| $fd` names its `&AsyncFd<_>`, and
+/// `$shutdown` (a function of `$s`) shuts its write side, which is what closing means.
+macro_rules! impl_write {
+    ([$($gen:tt)*] $ty:ty, |$s:ident| $fd:expr, $shutdown:expr) => {
+        impl<$($gen)*> futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let $s = &*self;
+                crate::io::poll_write($fd, cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let $s = &*self;
+                crate::io::poll_write_vectored($fd, cx, bufs)
+            }
+
+            /// Nothing to flush: writes go straight to the socket.
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            /// Shuts the write side down (the peer reads EOF).
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                let $s = &*self;
+                std::task::Poll::Ready($shutdown)
+            }
+        }
+
+        #[cfg(feature = "tokio-io")]
+        impl<$($gen)*> tokio::io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let $s = &*self;
+                crate::io::poll_write($fd, cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let $s = &*self;
+                crate::io::poll_write_vectored($fd, cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                let $s = &*self;
+                std::task::Poll::Ready($shutdown)
+            }
+        }
+    };
+}
+
+pub(crate) use {impl_read, impl_write};

@@ -1,0 +1,41 @@
+//! knote's networking: TCP, UDP and Unix-domain sockets whose readiness is followed by the
+//! runtime's kqueue (the `knote-net` crate, re-exported as `knote::net`).
+//!
+//! Every type here wraps one socket in an [`AsyncFd`](knote_executor::io::AsyncFd) and speaks
+//! its readiness protocol (wait, try, clear on `WouldBlock`), so a task that would block parks
+//! its waker in the socket's slot and is woken by the socket's next kevent.
+//!
+//! - **Non-blocking and close-on-exec by construction.** Sockets are created through
+//!   `socket2` (which sets `SOCK_CLOEXEC`/`FD_CLOEXEC`, and `SOCK_NONBLOCK` where the system
+//!   has it) or through std (close-on-exec too) and made non-blocking before they are
+//!   registered; every `from_std` sets non-blocking mode itself. No path through this API puts
+//!   a blocking socket into the reactor, where one blocking call would stall a current-thread
+//!   runtime for every task on it.
+//! - **Addresses** go through [`ToSocketAddrs`]: literal addresses are used at once, host names
+//!   are resolved on the blocking pool ([`lookup_host`]), never on a runtime thread.
+//! - **Streams** ([`TcpStream`], [`UnixStream`], and the halves of a split TCP stream)
+//!   implement futures-io's `AsyncRead`/`AsyncWrite`, so `futures::io` utilities (`copy`,
+//!   `BufReader`, `AsyncReadExt`) work; with the `tokio-io` feature they implement tokio's
+//!   traits too (tokio-util codecs, tokio-io based crates), with no tokio runtime. `&TcpStream`
+//!   and `&UnixStream` read and write as well, so tasks can share one stream.
+//! - **Accepting under pressure** ([`TcpListener::accept`], [`UnixListener::accept`]): when the
+//!   process or system runs out of descriptors or buffers the accept loop backs off on a knote
+//!   timer instead of spinning on the error, and resumes when descriptors free up; connections
+//!   aborted before they were accepted are skipped. [`AcceptMetrics`] counts what happened.
+
+#![deny(missing_docs)]
+#![warn(unsafe_op_in_unsafe_fn)]
+
+mod accept;
+mod addr;
+mod io;
+mod socket;
+pub mod tcp;
+mod udp;
+pub mod unix;
+
+pub use accept::AcceptMetrics;
+pub use addr::{lookup_host, ToSocketAddrs};
+pub use tcp::{TcpListener, TcpSocket, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixListener, UnixStream};

@@ -1,0 +1,154 @@
+//! `UnixStream`: a connected Unix-domain stream socket, registered with the runtime;
+//! futures-io (and with `tokio-io`, tokio) `AsyncRead`/`AsyncWrite` on it and on
+//! `&UnixStream`.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::{self, SocketAddr};
+use std::path::Path;
+
+use knote_executor::io::{AsyncFd, Interest};
+use socket2::{Domain, SockAddr, Type};
+
+use super::cred::{peer_cred, UCred};
+use crate::io::{impl_read, impl_write};
+use crate::socket::{connect_in_progress, finish_connect, new_socket};
+
+/// A Unix-domain stream connection.
+///
+/// Like [`TcpStream`](crate::TcpStream): futures-io `AsyncRead`/`AsyncWrite` on the stream and
+/// on `&UnixStream` (one waker per direction), and `async fn`s that any number of tasks may
+/// wait in at once.
+#[derive(Debug)]
+pub struct UnixStream {
+    io: AsyncFd<net::UnixStream>,
+}
+
+impl UnixStream {
+    /// Connects to the socket bound at `path`.
+    pub async fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
+        UnixStream::connect_addr(super::path_addr(path.as_ref())?).await
+    }
+
+    /// Connects to the socket bound to the abstract `name` (Linux, Android).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub async fn connect_abstract(name: &[u8]) -> io::Result<UnixStream> {
+        UnixStream::connect_addr(super::abstract_addr(name)?).await
+    }
+
+    async fn connect_addr(addr: SockAddr) -> io::Result<UnixStream> {
+        let socket = new_socket(Domain::UNIX, Type::STREAM, None)?;
+        // A full backlog makes a non-blocking connect fail with EAGAIN, which is the error.
+        let pending = match socket.connect(&addr) {
+            Ok(()) => false,
+            Err(e) if connect_in_progress(&e) => true,
+            Err(e) => return Err(e),
+        };
+        let stream = UnixStream::from_nonblocking(socket.into())?;
+        if pending {
+            finish_connect(&stream.io).await?;
+        }
+        Ok(stream)
+    }
+
+    /// A connected pair of streams (`socketpair(2)`).
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = net::UnixStream::pair()?;
+        Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
+    }
+
+    /// Wraps a connected std stream, setting it non-blocking, in the current runtime.
+    pub fn from_std(stream: net::UnixStream) -> io::Result<UnixStream> {
+        stream.set_nonblocking(true)?;
+        UnixStream::from_nonblocking(stream)
+    }
+
+    pub(crate) fn from_nonblocking(stream: net::UnixStream) -> io::Result<UnixStream> {
+        Ok(UnixStream {
+            io: AsyncFd::new(stream)?,
+        })
+    }
+
+    /// Deregisters the stream and returns it, still non-blocking.
+    pub fn into_std(self) -> net::UnixStream {
+        self.io.into_inner()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// The peer's credentials, as recorded when the connection was made.
+    pub fn peer_cred(&self) -> io::Result<UCred> {
+        peer_cred(self.io.as_fd())
+    }
+
+    /// Takes the socket's pending error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    /// Shuts down the read side, the write side (the peer reads EOF), or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// Reads into `buf`, waiting until readable; any number of tasks may wait at once.
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io
+            .async_io(Interest::READABLE, |mut s| s.read(buf))
+            .await
+    }
+
+    /// Writes from `buf`, waiting until writable; any number of tasks may wait at once.
+    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.io
+            .async_io(Interest::WRITABLE, |mut s| s.write(buf))
+            .await
+    }
+
+    /// Reads if data is there now, without waiting (`WouldBlock` if not).
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut s = self.io.get_ref();
+        s.read(buf)
+    }
+
+    /// Writes if there is room now, without waiting (`WouldBlock` if not).
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        let mut s = self.io.get_ref();
+        s.write(buf)
+    }
+}
+
+impl_read!([] UnixStream, |s| &s.io);
+impl_read!(['a] &'a UnixStream, |s| &s.io);
+impl_write!([] UnixStream, |s| &s.io, s.shutdown(Shutdown::Write));
+impl_write!(['a] &'a UnixStream, |s| &s.io, s.shutdown(Shutdown::Write));
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.as_fd()
+    }
+}
+
+impl TryFrom<net::UnixStream> for UnixStream {
+    type Error = io::Error;
+
+    /// [`UnixStream::from_std`].
+    fn try_from(stream: net::UnixStream) -> io::Result<UnixStream> {
+        UnixStream::from_std(stream)
+    }
+}

@@ -1,0 +1,68 @@
+//! tokio's `AsyncRead`/`AsyncWrite` on knote's streams (the `tokio-io` feature): tokio-util's
+//! `Framed` with a `LinesCodec` over a knote `TcpStream` and `UnixStream`, with no tokio runtime
+//! in the process.
+#![cfg(feature = "tokio-io")]
+
+#[path = "../../executor/tests/common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use common::{on, Flavour};
+use futures_util::{SinkExt, StreamExt};
+use knote_executor::spawn;
+use knote_executor::time::timeout;
+use knote_net::{TcpListener, TcpStream, UnixStream};
+use tokio_util::codec::{Framed, LinesCodec};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn framed_lines_over_a_tcp_stream() {
+    on(&[Flavour::Current, Flavour::Multi4], |rt, _| {
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            // An upper-casing line server.
+            let server = spawn(async move {
+                let (stream, _) = listener.accept().await.unwrap();
+                let mut lines = Framed::new(stream, LinesCodec::new());
+                while let Some(line) = lines.next().await {
+                    let line = line.unwrap();
+                    lines.send(line.to_uppercase()).await.unwrap();
+                }
+            });
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let mut lines = Framed::new(stream, LinesCodec::new());
+            for word in ["alpha", "beta", "gamma"] {
+                lines.send(word).await.unwrap();
+                let back = timeout(LIMIT, lines.next())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(back, word.to_uppercase());
+            }
+            // Shutting down the write side (tokio's poll_shutdown) ends the server's stream.
+            SinkExt::<&str>::close(&mut lines).await.unwrap();
+            timeout(LIMIT, server).await.unwrap().unwrap();
+            assert!(
+                tokio::runtime::Handle::try_current().is_err(),
+                "no tokio runtime"
+            );
+        });
+    });
+}
+
+#[test]
+fn framed_lines_over_a_unix_pair() {
+    on(&[Flavour::Current], |rt, _| {
+        rt.block_on(async {
+            let (a, b) = UnixStream::pair().unwrap();
+            let mut a = Framed::new(a, LinesCodec::new());
+            let mut b = Framed::new(b, LinesCodec::new());
+            a.send("over a unix pair").await.unwrap();
+            assert_eq!(b.next().await.unwrap().unwrap(), "over a unix pair");
+        });
+    });
+}
