@@ -302,16 +302,18 @@ impl Shared {
 
     /// Puts the yielded tasks back in the queue; whether there were any.
     fn wake_deferred(&self, local: &Local) -> bool {
-        let deferred = std::mem::take(&mut *local.deferred.borrow_mut());
+        // Drained in place (no task code runs here), keeping the list's allocation.
+        let mut deferred = local.deferred.borrow_mut();
         if deferred.is_empty() {
             return false;
         }
         let queue = &self.workers[local.index].queue;
-        for r in deferred {
+        for r in deferred.drain(..) {
             if let Err(r) = queue.push(r) {
                 self.inject.push(r);
             }
         }
+        drop(deferred);
         if queue.len() > 1 {
             self.notify_one();
         }
@@ -434,6 +436,10 @@ impl Shared {
         while !self.is_closed() {
             let next = match self.next_task(&local, tick, remote_interval, &mut lifo_polls) {
                 Some(r) => Some(r),
+                // Out of queued work: this worker's own yielded tasks run before it steals
+                // (stealing first would take half of a busy worker's queue while our own
+                // tasks wait, and that worker would steal them back in turn).
+                None if self.wake_deferred(&local) => continue,
                 None => self.steal(index, &mut seed),
             };
             if let Some(runnable) = next {
@@ -462,10 +468,6 @@ impl Shared {
                         (Duration::from_micros(200).as_nanos() / per_task.as_nanos().max(1))
                             .clamp(2, u128::from(REMOTE_INTERVAL)) as u32;
                 }
-                continue;
-            }
-            // Out of other work: the tasks that yielded get their turn.
-            if self.wake_deferred(&local) {
                 continue;
             }
             if self.steal_events(index, &mut seen, &mut events) > 0 {
