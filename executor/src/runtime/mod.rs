@@ -12,6 +12,7 @@ mod local;
 pub(crate) mod multi_thread;
 mod park;
 pub(crate) mod sleep_flag;
+mod watch;
 
 use std::future::Future;
 use std::io;

@@ -6,12 +6,12 @@
 //! herd, no hand-off of a shared driver between threads), and I/O registered by a task lands
 //! on the kqueue of the worker that ran it, whose wakers push to that worker's local queue
 //! (cache-warm). The cost is that a worker stuck in a long poll delays its own kqueue's events;
-//! three things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks; a
-//! worker that runs out of work polls the kqueues of busy workers (without waiting) before it
-//! goes to sleep, taking the tasks those events wake (only from a worker that has not polled
-//! its kqueue since the thief last looked: a stuck one); and while another worker is awake with
-//! registrations, a sleeping worker sleeps in spells of `STUCK_CHECK` and looks again after
-//! each, so no socket waits for a stuck worker longer than about two spells.
+//! two things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks; and while
+//! a worker is awake, some sleeping worker watches it (sleeps in spells of `STUCK_CHECK`, then
+//! looks), and polls, without waiting, the kqueue of one that has not polled its own for a
+//! whole spell (a stuck one), taking the tasks its events wake (`watch.rs` says who watches and
+//! when a worker counts as stuck). So no socket waits for a stuck worker longer than about two
+//! spells.
 //!
 //! `benches/wake_paths.rs` compares this with one kqueue shared by all workers: a wake-up
 //! aimed at one worker's own kqueue costs one sleeping thread, while a shared kqueue rouses
@@ -21,7 +21,9 @@
 //! about 200 µs of task time, so slow tasks cannot hold remote spawns back); the LIFO slot (a task woken or spawned by the running task runs
 //! next, cache-warm, at most `MAX_LIFO_POLLS` times in a row); the local queue; the injection
 //! queue; tasks that yielded (deferred until nothing else is queued, as tokio does, so a
-//! yielding loop cannot hold back remote spawns); other workers' queues; then sleep.
+//! yielding loop cannot hold back remote spawns; before stealing, so that workers do not trade
+//! each other's yielded tasks); other workers' queues; the kqueues of stuck workers; then
+//! sleep.
 //!
 //! Idle protocol: see `idle.rs` (at most one worker woken per burst of work). Wake-ups are
 //! coalesced per sleep by each worker's `SleepFlag`.
@@ -42,6 +44,7 @@ use super::context;
 use super::gate::{self, Gate};
 use super::idle::Idle;
 use super::sleep_flag::SleepFlag;
+use super::watch::{self, LastSeen, Watch, STUCK_CHECK};
 use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
 use crate::task::{self, registry::Registry, Runnable, Woken};
@@ -56,6 +59,8 @@ struct Worker {
     parked: SleepFlag,
     /// How many times it has polled its own kqueue (tells a stuck worker from a busy one).
     turns: AtomicU64,
+    /// Asleep without a timeout, not watching the others for a stuck one (`watch.rs`).
+    watch: Watch,
 }
 
 /// Everything the workers, handles and wakers share.
@@ -88,11 +93,6 @@ struct Local {
     /// events go to the queue, in event order (timers due together run in deadline order).
     polling: Cell<bool>,
 }
-
-/// The longest a worker sleeps while another one runs tasks with I/O on its kqueue: the
-/// bound on how long that kqueue's events wait if its worker is stuck in a long poll (a worker
-/// is found stuck when it has not polled its kqueue between two looks: within two spells).
-const STUCK_CHECK: Duration = Duration::from_millis(2);
 
 /// Consecutive polls from the LIFO slot before the queue gets a turn (tokio's figure): two
 /// tasks waking each other would otherwise starve everything else on the worker.
@@ -171,6 +171,7 @@ impl Shared {
                     queue: ArrayQueue::new(LOCAL_QUEUE),
                     parked: SleepFlag::new(false),
                     turns: AtomicU64::new(0),
+                    watch: Watch::new(),
                 })
             })
             .collect::<io::Result<Box<[Worker]>>>()?;
@@ -351,19 +352,21 @@ impl Shared {
         self.inject.pop()
     }
 
-    /// Polls, without waiting, the kqueues of workers that are busy and have not polled their
-    /// own since this worker last looked (stuck in a long poll), and takes the tasks their
-    /// events wake: the wakers run here, so the tasks land in this worker's queue. A wake-up
-    /// trigger found there was meant for its owner, and is passed on.
-    fn steal_events(&self, index: usize, seen: &mut [u64], events: &mut [Kevent]) -> usize {
+    /// Polls, without waiting, the kqueues of workers that are awake and have not polled their
+    /// own for `STUCK_CHECK` (stuck in a long poll), and takes the tasks their events wake:
+    /// the wakers run here, so the tasks land in this worker's queue. A wake-up trigger found
+    /// there was meant for its owner, and is passed on. A busy worker polls its kqueue every
+    /// `EVENT_INTERVAL` tasks, so it is never taken for stuck however often this looks.
+    fn steal_events(&self, index: usize, seen: &mut [LastSeen], events: &mut [Kevent]) -> usize {
         let mut found = 0;
+        let mut now = None;
         for (i, worker) in self.workers.iter().enumerate() {
             if i == index || worker.parked.is_up() || !worker.driver.has_registrations() {
                 continue;
             }
             let turns = worker.turns.load(Ordering::Relaxed);
-            if std::mem::replace(&mut seen[i], turns) != turns {
-                // It polled its kqueue since we last looked: not stuck.
+            let now = *now.get_or_insert_with(Instant::now);
+            if !seen[i].is_stuck(turns, now) {
                 continue;
             }
             let turn = super::turn_or_panic(&worker.driver, events, Some(Duration::ZERO));
@@ -376,13 +379,27 @@ impl Shared {
         found
     }
 
-    /// Whether a worker other than `index` is awake (running tasks) with I/O or timers on its
-    /// kqueue.
-    fn others_run_with_io(&self, index: usize) -> bool {
+    /// Whether a worker other than `index` is awake.
+    fn others_awake(&self, index: usize) -> bool {
         self.workers
             .iter()
             .enumerate()
-            .any(|(i, w)| i != index && !w.parked.is_up() && w.driver.has_registrations())
+            .any(|(i, w)| i != index && !w.parked.is_up())
+    }
+
+    /// Worker `index` is awake (its sleep flag lowered): if every other worker sleeps without
+    /// a timeout, one of them is woken to watch for a stuck worker (`watch.rs`). Whether or
+    /// not this worker has I/O yet: it may register some and get stuck before anyone looks.
+    fn ensure_watcher(&self, index: usize) {
+        let others = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != index)
+            .map(|(i, w)| (i, &w.watch));
+        if let Some(sleeper) = watch::needs_watcher(others) {
+            self.unpark(sleeper);
+        }
     }
 
     fn park(&self, index: usize, events: &mut [Kevent], searching: bool) {
@@ -393,13 +410,16 @@ impl Shared {
         self.idle.sleep(index, searching);
         // Work pushed before we were counted as sleeping would have found no one to wake.
         if !(self.has_work() || self.is_closed()) {
-            // While another worker runs tasks and has registrations, sleep in bounded spells:
-            // if it is stuck in a long poll, nobody collects its kqueue's events, and the
-            // look at the other kqueues after each spell (`steal_events`) takes them.
-            let timeout = self.others_run_with_io(index).then_some(STUCK_CHECK);
+            // While another worker is awake, sleep in bounded spells (unless another sleeper
+            // does): if it gets stuck in a long poll, nobody collects its kqueue's events, and
+            // the look at the other kqueues after each spell (`steal_events`) takes them.
+            let watching = worker.watch.going_to_sleep(|| self.others_awake(index));
+            let timeout = watching.then_some(STUCK_CHECK);
             super::turn_or_panic(&worker.driver, events, timeout);
+            worker.watch.woke();
         }
         worker.parked.lower();
+        self.ensure_watcher(index);
         // Woken by our own events (or never slept): take ourselves off the sleeper list. If a
         // notifier already did, it also counted us as searching.
         self.idle.wake_up(index);
@@ -426,7 +446,7 @@ impl Shared {
         }
         let guard = WorkerGuard(WORKER.with(|w| w.replace(&local)));
         let mut events = vec![Kevent::zeroed(); self.event_capacity];
-        let mut seen = vec![0u64; self.workers.len()];
+        let mut seen = vec![LastSeen::new(Instant::now()); self.workers.len()];
         let mut tick: u32 = 0;
         let mut lifo_polls = 0;
         let mut remote_interval = REMOTE_INTERVAL;
