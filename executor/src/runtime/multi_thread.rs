@@ -387,9 +387,11 @@ impl Shared {
             .any(|(i, w)| i != index && !w.parked.is_up())
     }
 
-    /// Worker `index` is awake (its sleep flag lowered): if every other worker sleeps without
-    /// a timeout, one of them is woken to watch for a stuck worker (`watch.rs`). Whether or
-    /// not this worker has I/O yet: it may register some and get stuck before anyone looks.
+    /// Worker `index`, awake since its last sleep (its sleep flag lowered), is about to run a
+    /// task: if every other worker sleeps without a timeout, one of them is woken to watch
+    /// for a stuck worker (`watch.rs`). Whether or not this worker has I/O yet: the task may
+    /// register some and get stuck. (Not on every wake-up: a watcher whose spell ended would
+    /// wake the other sleeper, which would watch and wake it in turn, forever.)
     fn ensure_watcher(&self, index: usize) {
         let others = self
             .workers
@@ -402,7 +404,9 @@ impl Shared {
         }
     }
 
-    fn park(&self, index: usize, events: &mut [Kevent], searching: bool) {
+    /// Sleeps in this worker's kqueue unless there is work; whether the worker is searching
+    /// when it wakes (a notifier woke it for work, see `idle.rs`).
+    fn park(&self, index: usize, events: &mut [Kevent], searching: bool) -> bool {
         let worker = &self.workers[index];
         // `parked` first: a notifier that takes us off the sleeper list after this point
         // will trigger our kqueue.
@@ -419,11 +423,13 @@ impl Shared {
             worker.watch.woke();
         }
         worker.parked.lower();
-        self.ensure_watcher(index);
-        // Woken by our own events (or never slept): take ourselves off the sleeper list. If a
-        // notifier already did, it also counted us as searching.
-        self.idle.wake_up(index);
-        self.notify_if_queued(index);
+        // Woken by our own events (or never slept): take ourselves off the sleeper list, not
+        // searching. If a notifier already did, it counted us as searching.
+        let searching = self.idle.wake_up(index);
+        if !searching {
+            self.notify_if_queued(index);
+        }
+        searching
     }
 
     fn run_worker(self: &Arc<Self>, index: usize, handle: &Handle) {
@@ -452,6 +458,8 @@ impl Shared {
         let mut remote_interval = REMOTE_INTERVAL;
         let mut batch_start = Instant::now();
         let mut searching = false;
+        // Has slept since it last ran a task (then it checks for a watcher before the next).
+        let mut slept = false;
         let mut seed: u32 = 0x9e37_79b9 ^ (index as u32).wrapping_mul(0x85eb_ca6b) | 1;
         while !self.is_closed() {
             let next = match self.next_task(&local, tick, remote_interval, &mut lifo_polls) {
@@ -466,6 +474,9 @@ impl Shared {
                 if searching {
                     searching = false;
                     self.stop_searching();
+                }
+                if std::mem::take(&mut slept) {
+                    self.ensure_watcher(index);
                 }
                 local.polling.set(true);
                 runnable.run();
@@ -493,9 +504,9 @@ impl Shared {
             if self.steal_events(index, &mut seen, &mut events) > 0 {
                 continue;
             }
-            self.park(index, &mut events, searching);
+            searching = self.park(index, &mut events, searching);
+            slept = true;
             worker.turns.fetch_add(1, Ordering::Relaxed);
-            searching = true;
         }
         if searching {
             self.idle.stop_searching();

@@ -11,10 +11,13 @@
 //! Who watches: a worker going to sleep marks itself untimed, then looks at the other workers'
 //! sleep flags; if one is awake it watches instead ([`Watch::going_to_sleep`]). A worker that
 //! wakes up lowers its sleep flag, then looks at the others' marks: if every other worker
-//! sleeps untimed, it wakes one of them, which then watches ([`needs_watcher`]). Those two are
-//! a Dekker pair (SeqCst fences on both sides): either the sleeper sees the waker awake, or
-//! the waker sees the sleeper untimed. So no worker is awake while every other sleeps untimed,
-//! whether it woke before or after they went to sleep, and whether or not it had I/O then.
+//! sleeps untimed, it wakes one of them, which then watches ([`needs_watcher`]); it looks
+//! before it runs its first task after a sleep, not at every wake-up (a watcher whose spell
+//! ends with nothing to do would wake the other sleeper, which would watch, and wake it in
+//! turn, forever). Those two are a Dekker pair (SeqCst fences on both sides): either the
+//! sleeper sees the waker awake, or the waker sees the sleeper untimed. So no worker runs a
+//! task while every other sleeps untimed, whether it woke before or after they went to sleep,
+//! and whether or not it had I/O then.
 //! `loom_tests` checks this with the real `SleepFlag`.
 
 use std::time::{Duration, Instant};
