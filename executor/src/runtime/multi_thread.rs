@@ -620,3 +620,67 @@ impl Shared {
         gate::drain(&self.gate, &self.inject, task::cancel);
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::runtime::{handle, Builder};
+
+    /// Once the work is done, every worker ends up asleep without a timeout, and then nothing
+    /// wakes them: an idle runtime costs no wake-ups (the watch on stuck workers must not keep
+    /// the sleepers waking each other).
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn an_idle_runtime_stops_waking_up() {
+        let rt = Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let handle::Inner::Multi(shared) = &rt.handle().inner else {
+            unreachable!("a multi-thread runtime")
+        };
+        // Work on both workers, with a socket registered on one of them.
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                rt.spawn(async {
+                    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+                    a.set_nonblocking(true).unwrap();
+                    let _fd = crate::io::AsyncFd::new(a).unwrap();
+                    for _ in 0..100 {
+                        crate::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        rt.block_on(async {
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let all_untimed = || {
+            shared
+                .workers
+                .iter()
+                .all(|w| w.parked.is_up() && w.watch.is_untimed())
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !all_untimed() {
+            assert!(
+                Instant::now() < deadline,
+                "the workers never all went to sleep without a timeout"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        let turns = || -> Vec<u64> {
+            shared
+                .workers
+                .iter()
+                .map(|w| w.turns.load(Ordering::Relaxed))
+                .collect()
+        };
+        let before = turns();
+        thread::sleep(10 * STUCK_CHECK);
+        assert_eq!(turns(), before, "an idle worker woke up");
+        assert!(all_untimed());
+    }
+}

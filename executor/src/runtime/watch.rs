@@ -55,7 +55,7 @@ impl Watch {
         self.0.store(false, Ordering::SeqCst);
     }
 
-    fn is_untimed(&self) -> bool {
+    pub(crate) fn is_untimed(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
 }
