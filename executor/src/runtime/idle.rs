@@ -107,7 +107,7 @@ mod loom_tests {
         triggered: [AtomicBool; 2],
     }
 
-    /// `Shared::park`'s first half: raise the flag, join the sleepers, look at the queue;
+    /// `MultiThread::sleep_in_kqueue`'s first half: raise the flag, join the sleepers, look at the queue;
     /// whether the worker sleeps.
     fn goes_to_sleep(m: &Model, index: usize, searching: bool) -> bool {
         m.flags[index].raise();

@@ -56,20 +56,20 @@ struct Worker {
     driver: Arc<Driver>,
     queue: ArrayQueue<Runnable>,
     /// Asleep (or about to sleep) in its kqueue: a wake-up must trigger it.
-    parked: SleepFlag,
+    sleeping: SleepFlag,
     /// How many times it has polled its own kqueue (tells a stuck worker from a busy one).
     turns: AtomicU64,
     /// Asleep without a timeout, not watching the others for a stuck one (`watch.rs`).
     watch: Watch,
 }
 
-/// Everything the workers, handles and wakers share.
-pub(crate) struct Shared {
+/// A multi-thread runtime's shared state: everything the workers, handles and wakers share.
+pub(crate) struct MultiThread {
     workers: Box<[Worker]>,
     inject: SegQueue<Runnable>,
     idle: Idle,
     pub(crate) registry: Registry,
-    pub(crate) blocking: Arc<blocking::Shared>,
+    pub(crate) blocking: Arc<blocking::BlockingPool>,
     gate: Gate,
     next_driver: AtomicUsize,
     event_capacity: usize,
@@ -80,7 +80,7 @@ pub(crate) struct Shared {
 
 /// What only the worker's own thread touches: the LIFO slot and the yielded tasks.
 struct Local {
-    shared: *const Shared,
+    shared: *const MultiThread,
     index: usize,
     /// The task woken (or spawned) last by the running task: run next, on a warm cache, unless
     /// it keeps displacing the queue (see `MAX_LIFO_POLLS`). Not stealable.
@@ -104,7 +104,7 @@ thread_local! {
 }
 
 /// This thread's worker state, if it is a worker of `shared`.
-fn current_local<'a>(shared: *const Shared) -> Option<&'a Local> {
+fn current_local<'a>(shared: *const MultiThread) -> Option<&'a Local> {
     let local = WORKER.try_with(|w| w.get()).ok()?;
     if local.is_null() {
         return None;
@@ -115,7 +115,7 @@ fn current_local<'a>(shared: *const Shared) -> Option<&'a Local> {
     (local.shared == shared).then_some(local)
 }
 
-fn current_worker(shared: *const Shared) -> Option<usize> {
+fn current_worker(shared: *const MultiThread) -> Option<usize> {
     current_local(shared).map(|l| l.index)
 }
 
@@ -126,7 +126,7 @@ pub(crate) fn schedule(runnable: Runnable, woken: Woken) {
     };
     let target = Arc::as_ptr(shared);
     if let Some(local) = current_local(target) {
-        // SAFETY: the worker's frame holds an `Arc<Shared>` for as long as `WORKER` names it.
+        // SAFETY: the worker's frame holds an `Arc<MultiThread>` for as long as `WORKER` names it.
         let shared = unsafe { &*target };
         match woken {
             Woken::Yielded => {
@@ -158,25 +158,25 @@ pub(crate) fn schedule(runnable: Runnable, woken: Woken) {
     shared.push_remote(runnable);
 }
 
-impl Shared {
+impl MultiThread {
     pub(crate) fn new(
         workers: usize,
-        blocking: Arc<blocking::Shared>,
+        blocking: Arc<blocking::BlockingPool>,
         event_capacity: usize,
-    ) -> io::Result<Arc<Shared>> {
+    ) -> io::Result<Arc<MultiThread>> {
         let workers = (0..workers.max(1))
             .map(|_| {
                 Ok(Worker {
                     driver: Arc::new(Driver::new()?),
                     queue: ArrayQueue::new(LOCAL_QUEUE),
-                    parked: SleepFlag::new(false),
+                    sleeping: SleepFlag::new(false),
                     turns: AtomicU64::new(0),
                     watch: Watch::new(),
                 })
             })
             .collect::<io::Result<Box<[Worker]>>>()?;
         let n = workers.len();
-        Ok(Arc::new(Shared {
+        Ok(Arc::new(MultiThread {
             workers,
             inject: SegQueue::new(),
             idle: Idle::new(n),
@@ -230,13 +230,13 @@ impl Shared {
     /// Wakes one sleeping worker, unless one is already searching for work.
     fn notify_one(&self) {
         if let Some(index) = self.idle.to_notify() {
-            self.unpark(index);
+            self.wake_sleeper(index);
         }
     }
 
-    fn unpark(&self, index: usize) {
+    fn wake_sleeper(&self, index: usize) {
         let worker = &self.workers[index];
-        if worker.parked.take() {
+        if worker.sleeping.take() {
             worker.driver.wake();
         }
     }
@@ -361,7 +361,7 @@ impl Shared {
         let mut found = 0;
         let mut now = None;
         for (i, worker) in self.workers.iter().enumerate() {
-            if i == index || worker.parked.is_up() || !worker.driver.has_registrations() {
+            if i == index || worker.sleeping.is_up() || !worker.driver.has_registrations() {
                 continue;
             }
             let turns = worker.turns.load(Ordering::Relaxed);
@@ -384,7 +384,7 @@ impl Shared {
         self.workers
             .iter()
             .enumerate()
-            .any(|(i, w)| i != index && !w.parked.is_up())
+            .any(|(i, w)| i != index && !w.sleeping.is_up())
     }
 
     /// Worker `index`, awake since its last sleep (its sleep flag lowered), is about to run a
@@ -400,17 +400,17 @@ impl Shared {
             .filter(|&(i, _)| i != index)
             .map(|(i, w)| (i, &w.watch));
         if let Some(sleeper) = watch::needs_watcher(others) {
-            self.unpark(sleeper);
+            self.wake_sleeper(sleeper);
         }
     }
 
     /// Sleeps in this worker's kqueue unless there is work; whether the worker is searching
     /// when it wakes (a notifier woke it for work, see `idle.rs`).
-    fn park(&self, index: usize, events: &mut [Kevent], searching: bool) -> bool {
+    fn sleep_in_kqueue(&self, index: usize, events: &mut [Kevent], searching: bool) -> bool {
         let worker = &self.workers[index];
-        // `parked` first: a notifier that takes us off the sleeper list after this point
+        // `sleeping` first: a notifier that takes us off the sleeper list after this point
         // will trigger our kqueue.
-        worker.parked.raise();
+        worker.sleeping.raise();
         self.idle.sleep(index, searching);
         // Work pushed before we were counted as sleeping would have found no one to wake.
         if !(self.has_work() || self.is_closed()) {
@@ -422,7 +422,7 @@ impl Shared {
             super::turn_or_panic(&worker.driver, events, timeout);
             worker.watch.woke();
         }
-        worker.parked.lower();
+        worker.sleeping.lower();
         // Woken by our own events (or never slept): take ourselves off the sleeper list, not
         // searching. If a notifier already did, it counted us as searching.
         let searching = self.idle.wake_up(index);
@@ -504,7 +504,7 @@ impl Shared {
             if self.steal_events(index, &mut seen, &mut events) > 0 {
                 continue;
             }
-            searching = self.park(index, &mut events, searching);
+            searching = self.sleep_in_kqueue(index, &mut events, searching);
             slept = true;
             worker.turns.fetch_add(1, Ordering::Relaxed);
         }
@@ -557,7 +557,7 @@ impl Shared {
             }
             *self.running.locked() += 1;
             let spawned = builder.spawn(move || {
-                struct Stopped(Arc<Shared>);
+                struct Stopped(Arc<MultiThread>);
                 impl Drop for Stopped {
                     fn drop(&mut self) {
                         let mut running = self.0.running.locked();
@@ -583,7 +583,7 @@ impl Shared {
     pub(crate) fn shutdown(self: &Arc<Self>, handle: &Handle, timeout: Option<Duration>) {
         self.gate.close();
         for index in 0..self.workers.len() {
-            self.workers[index].parked.lower();
+            self.workers[index].sleeping.lower();
             self.workers[index].driver.wake();
         }
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -661,7 +661,7 @@ mod tests {
             shared
                 .workers
                 .iter()
-                .all(|w| w.parked.is_up() && w.watch.is_untimed())
+                .all(|w| w.sleeping.is_up() && w.watch.is_untimed())
         };
         let deadline = Instant::now() + Duration::from_secs(5);
         while !all_untimed() {
