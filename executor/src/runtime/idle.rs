@@ -35,8 +35,9 @@ impl Idle {
         self.sleepers.locked()
     }
 
-    /// After queueing work: the sleeper to wake (now counted as searching), if one must be.
-    pub(crate) fn to_notify(&self) -> Option<usize> {
+    /// After queueing work: the sleeper to wake (now counted as searching), if one must be;
+    /// the one that slept last among those `prefer` picks, else the one that slept last.
+    pub(crate) fn to_notify(&self, prefer: impl Fn(usize) -> bool) -> Option<usize> {
         // Orders the caller's push before the looks at the counts (the sleeper's side is the
         // lock and its RMWs, then its look at the queues).
         fence(Ordering::SeqCst);
@@ -49,7 +50,10 @@ impl Idle {
         if self.num_searching.load(Ordering::SeqCst) != 0 {
             return None;
         }
-        let index = sleepers.pop()?;
+        let index = match sleepers.iter().rposition(|&i| prefer(i)) {
+            Some(pos) => sleepers.remove(pos),
+            None => sleepers.pop()?,
+        };
         self.num_sleeping.fetch_sub(1, Ordering::SeqCst);
         self.num_searching.fetch_add(1, Ordering::SeqCst);
         Some(index)
@@ -142,7 +146,7 @@ mod loom_tests {
                 .collect();
             // The pusher (`push_local` / `push_remote`): queue, then notify.
             m.queue.push(1);
-            if let Some(i) = m.idle.to_notify() {
+            if let Some(i) = m.idle.to_notify(|i| i == 1) {
                 if m.flags[i].take() {
                     m.triggered[i].store(true, Ordering::SeqCst);
                 }

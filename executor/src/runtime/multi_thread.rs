@@ -7,7 +7,7 @@
 //! on the kqueue of the worker that ran it, whose wakers push to that worker's local queue
 //! (cache-warm). The cost is that a worker stuck in a long poll delays its own kqueue's events;
 //! two things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks; and while
-//! a worker is awake, some sleeping worker watches it (sleeps in spells of `STUCK_CHECK`, then
+//! a worker with I/O is awake, some sleeping worker watches it (sleeps in spells of `STUCK_CHECK`, then
 //! looks), and polls, without waiting, the kqueue of one that has not polled its own for a
 //! whole spell (a stuck one), taking the tasks its events wake (`watch.rs` says who watches and
 //! when a worker counts as stuck). So no socket waits for a stuck worker longer than about two
@@ -31,7 +31,7 @@
 use crate::loom::Locked;
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -61,6 +61,9 @@ struct Worker {
     turns: AtomicU64,
     /// Asleep without a timeout, not watching the others for a stuck one (`watch.rs`).
     watch: Watch,
+    /// Some I/O or timer has been registered on its kqueue (set once, never cleared): only
+    /// such a worker is watched, since only its kqueue can hold events hostage.
+    has_had_io: AtomicBool,
 }
 
 /// A multi-thread runtime's shared state: everything the workers, handles and wakers share.
@@ -172,6 +175,7 @@ impl MultiThread {
                     sleeping: SleepFlag::new(false),
                     turns: AtomicU64::new(0),
                     watch: Watch::new(),
+                    has_had_io: AtomicBool::new(false),
                 })
             })
             .collect::<io::Result<Box<[Worker]>>>()?;
@@ -210,7 +214,16 @@ impl MultiThread {
         let index = current_worker(Arc::as_ptr(self)).unwrap_or_else(|| {
             self.next_driver.fetch_add(1, Ordering::Relaxed) % self.workers.len()
         });
-        Arc::clone(&self.workers[index].driver)
+        let worker = &self.workers[index];
+        if !worker.has_had_io.load(Ordering::Relaxed) {
+            // The first registration on its kqueue: from now on sleepers watch this worker
+            // while it is awake; if it is awake now and they all sleep untimed, one of them
+            // must start watching (the flag first, then the look, against a sleeper's mark
+            // first, then its look at the flag: `watch.rs`).
+            worker.has_had_io.store(true, Ordering::SeqCst);
+            self.ensure_watcher(index);
+        }
+        Arc::clone(&worker.driver)
     }
 
     /// Pushes to a worker's own queue (the injection queue if full) and, if that leaves work
@@ -229,7 +242,11 @@ impl MultiThread {
 
     /// Wakes one sleeping worker, unless one is already searching for work.
     fn notify_one(&self) {
-        if let Some(index) = self.idle.to_notify() {
+        // A sleeper that is not watching for stuck workers, if there is one: the watcher keeps
+        // watching, and the woken one, about to run a task, finds a watcher there already
+        // (`ensure_watcher`) instead of waking one more sleeper.
+        let untimed = |i: usize| self.workers[i].watch.is_untimed();
+        if let Some(index) = self.idle.to_notify(untimed) {
             self.wake_sleeper(index);
         }
     }
@@ -379,19 +396,20 @@ impl MultiThread {
         found
     }
 
-    /// Whether a worker other than `index` is awake.
-    fn others_awake(&self, index: usize) -> bool {
+    /// Whether a worker other than `index` is awake, with I/O or timers registered on its
+    /// kqueue now or before.
+    fn others_awake_with_io(&self, index: usize) -> bool {
         self.workers
             .iter()
             .enumerate()
-            .any(|(i, w)| i != index && !w.sleeping.is_up())
+            .any(|(i, w)| i != index && !w.sleeping.is_up() && w.has_had_io.load(Ordering::SeqCst))
     }
 
-    /// Worker `index`, awake since its last sleep (its sleep flag lowered), is about to run a
-    /// task: if every other worker sleeps without a timeout, one of them is woken to watch
-    /// for a stuck worker (`watch.rs`). Whether or not this worker has I/O yet: the task may
-    /// register some and get stuck. (Not on every wake-up: a watcher whose spell ended would
-    /// wake the other sleeper, which would watch and wake it in turn, forever.)
+    /// Worker `index`, with I/O on its kqueue and awake since its last sleep (its sleep flag
+    /// lowered), is about to run a task, or is getting its first registration: if every other
+    /// worker sleeps without a timeout, one of them is woken to watch for a stuck worker
+    /// (`watch.rs`). (Not on every wake-up: a watcher whose spell ended would wake the other
+    /// sleeper, which would watch and wake it in turn, forever.)
     fn ensure_watcher(&self, index: usize) {
         let others = self
             .workers
@@ -417,7 +435,9 @@ impl MultiThread {
             // While another worker is awake, sleep in bounded spells (unless another sleeper
             // does): if it gets stuck in a long poll, nobody collects its kqueue's events, and
             // the look at the other kqueues after each spell (`steal_events`) takes them.
-            let watching = worker.watch.going_to_sleep(|| self.others_awake(index));
+            let watching = worker
+                .watch
+                .going_to_sleep(|| self.others_awake_with_io(index));
             let timeout = watching.then_some(STUCK_CHECK);
             super::turn_or_panic(&worker.driver, events, timeout);
             worker.watch.woke();
@@ -475,7 +495,7 @@ impl MultiThread {
                     searching = false;
                     self.stop_searching();
                 }
-                if std::mem::take(&mut slept) {
+                if std::mem::take(&mut slept) && worker.has_had_io.load(Ordering::Relaxed) {
                     self.ensure_watcher(index);
                 }
                 local.polling.set(true);

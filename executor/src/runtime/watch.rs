@@ -2,22 +2,24 @@
 //! the awake ones, and when an awake one counts as stuck.
 //!
 //! Each worker has its own kqueue, so a worker stuck in a long task poll leaves its kqueue's
-//! events uncollected. While some worker is awake, at least one sleeping worker sleeps in
+//! events uncollected. While some worker that has had I/O or timers on its kqueue is awake
+//! (one that never had any cannot hold events hostage), at least one sleeping worker sleeps in
 //! spells of [`STUCK_CHECK`] (it *watches*) and, after each spell, looks at the awake workers:
 //! one that has not polled its kqueue for a whole `STUCK_CHECK` ([`LastSeen`]) is stuck, and
 //! the watcher polls that kqueue for it. A sleeping worker that is not needed as a watcher
 //! sleeps without a timeout (*untimed*), so an idle runtime makes no wake-ups at all.
 //!
 //! Who watches: a worker going to sleep marks itself untimed, then looks at the other workers'
-//! sleep flags; if one is awake it watches instead ([`Watch::going_to_sleep`]). A worker that
-//! wakes up lowers its sleep flag, then looks at the others' marks: if every other worker
-//! sleeps untimed, it wakes one of them, which then watches ([`needs_watcher`]); it looks
-//! before it runs its first task after a sleep, not at every wake-up (a watcher whose spell
-//! ends with nothing to do would wake the other sleeper, which would watch, and wake it in
-//! turn, forever). Those two are a Dekker pair (SeqCst fences on both sides): either the
-//! sleeper sees the waker awake, or the waker sees the sleeper untimed. So no worker runs a
-//! task while every other sleeps untimed, whether it woke before or after they went to sleep,
-//! and whether or not it had I/O then.
+//! sleep flags (and whether they have had I/O); if one is awake it watches instead
+//! ([`Watch::going_to_sleep`]). A worker with I/O that is about to run its first task after a
+//! sleep, or a worker getting its first registration (after recording it), looks at the
+//! others' marks: if every other worker sleeps untimed, it wakes one of them, which then
+//! watches for at least one spell ([`needs_watcher`]). (Not at every wake-up: a watcher whose
+//! spell ends with nothing to do would wake the other sleeper, which would watch, and wake it
+//! in turn, forever.) Those two are a Dekker pair (SeqCst fences on both sides): either the
+//! sleeper sees the waker awake, or the waker sees the sleeper untimed. So no worker with I/O
+//! runs a task while every other sleeps untimed, whether it woke before or after they went to
+//! sleep, and whether its first registration came before or after they looked.
 //! `loom_tests` checks this with the real `SleepFlag`.
 
 use std::time::{Duration, Instant};
@@ -29,22 +31,36 @@ use crate::loom::sync::atomic::{fence, AtomicBool, Ordering};
 /// waits about two spells for another worker to collect its event.
 pub(crate) const STUCK_CHECK: Duration = Duration::from_millis(2);
 
-/// One worker's mark: asleep without a timeout (not watching).
-pub(crate) struct Watch(AtomicBool);
+/// One worker's marks.
+pub(crate) struct Watch {
+    /// Asleep without a timeout (not watching).
+    untimed: AtomicBool,
+    /// Woken by [`needs_watcher`] to watch: it watches for its next sleep whatever it sees.
+    called: AtomicBool,
+}
 
 impl Watch {
     pub(crate) fn new() -> Watch {
-        Watch(AtomicBool::new(false))
+        Watch {
+            untimed: AtomicBool::new(false),
+            called: AtomicBool::new(false),
+        }
     }
 
     /// The worker goes to sleep (its sleep flag raised): whether it must watch, that is sleep
-    /// in spells of `STUCK_CHECK`, because `someone_awake` says another worker is awake. If
-    /// not, it stays marked untimed until [`woke`](Watch::woke).
+    /// in spells of `STUCK_CHECK`, because it was called to, or because `someone_awake` says
+    /// another worker is awake. If not, it stays marked untimed until [`woke`](Watch::woke).
+    /// (A called worker watches one spell even if the worker that called it has gone back to
+    /// sleep by now: so a worker that wakes, runs a short task and sleeps, over and over,
+    /// calls a watcher about once a spell, not once a task.)
     pub(crate) fn going_to_sleep(&self, someone_awake: impl FnOnce() -> bool) -> bool {
-        self.0.store(true, Ordering::SeqCst);
+        if self.called.swap(false, Ordering::SeqCst) {
+            return true;
+        }
+        self.untimed.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if someone_awake() {
-            self.0.store(false, Ordering::SeqCst);
+            self.untimed.store(false, Ordering::SeqCst);
             return true;
         }
         false
@@ -52,11 +68,11 @@ impl Watch {
 
     /// The worker's sleep is over.
     pub(crate) fn woke(&self) {
-        self.0.store(false, Ordering::SeqCst);
+        self.untimed.store(false, Ordering::SeqCst);
     }
 
     pub(crate) fn is_untimed(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.untimed.load(Ordering::SeqCst)
     }
 }
 
@@ -77,7 +93,11 @@ pub(crate) fn needs_watcher<'a>(
         first.get_or_insert((index, watch));
     }
     let (index, watch) = first?;
-    watch.0.swap(false, Ordering::SeqCst).then_some(index)
+    if !watch.untimed.swap(false, Ordering::SeqCst) {
+        return None;
+    }
+    watch.called.store(true, Ordering::SeqCst);
+    Some(index)
 }
 
 /// What a watcher last saw of another worker's kqueue polls: their count, and when the count
@@ -139,6 +159,13 @@ mod tests {
         }
         assert_eq!(needs_watcher(others()), Some(1));
         assert_eq!(needs_watcher(others()), None, "worker 1 watches now");
+        marks[1].woke();
+        assert!(
+            marks[1].going_to_sleep(|| false),
+            "called to watch: it watches one spell, whoever is awake"
+        );
+        marks[1].woke();
+        assert!(!marks[1].going_to_sleep(|| false), "not called again");
         marks[1].woke();
         assert!(
             marks[1].going_to_sleep(|| true),
