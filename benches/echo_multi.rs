@@ -212,9 +212,10 @@ fn main() {
             rates.push(n as f64 / secs);
             messages += n;
         }
+        let rate = median(&mut rates);
         println!(
-            "echo {CONNS} conns x {MSG} B, {workers} workers, {side} alone: median {:.0} msg/s, {messages} messages",
-            median(&mut rates)
+            "echo {CONNS} conns x {MSG} B, {workers} workers, {side} alone: \
+             median {rate:.0} msg/s, {messages} messages"
         );
         return;
     }

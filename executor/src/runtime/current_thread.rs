@@ -263,8 +263,8 @@ impl CurrentThread {
             fn wake_by_ref(self: &Arc<Self>) {
                 // One read-modify-write on the common path (woken by a task on the driving
                 // thread, which is not sleeping): the swap orders the flag before the load of
-                // `sleeping` (the sleeper stores `sleeping`, then loads `woken`), and `wake_sleeper`'s
-                // swap runs only when the thread really sleeps.
+                // `sleeping` (the sleeper stores `sleeping`, then loads `woken`), and
+                // `wake_sleeper`'s swap runs only when the thread really sleeps.
                 if !self.woken.swap(true, Ordering::SeqCst) && self.shared.sleeping.is_up() {
                     self.shared.wake_sleeper();
                 }

@@ -111,8 +111,8 @@ mod loom_tests {
         triggered: [AtomicBool; 2],
     }
 
-    /// `MultiThread::sleep_in_kqueue`'s first half: raise the flag, join the sleepers, look at the queue;
-    /// whether the worker sleeps.
+    /// `MultiThread::sleep_in_kqueue`'s first half: raise the flag, join the sleepers, look at
+    /// the queue; whether the worker sleeps.
     fn goes_to_sleep(m: &Model, index: usize, searching: bool) -> bool {
         m.flags[index].raise();
         m.idle.sleep(index, searching);

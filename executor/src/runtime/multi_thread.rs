@@ -7,19 +7,20 @@
 //! on the kqueue of the worker that ran it, whose wakers push to that worker's local queue
 //! (cache-warm). The cost is that a worker stuck in a long poll delays its own kqueue's events;
 //! two things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks; and while
-//! a worker with I/O is awake, some sleeping worker watches it (sleeps in spells of `STUCK_CHECK`, then
-//! looks), and polls, without waiting, the kqueue of one that has not polled its own for a
-//! whole spell (a stuck one), taking the tasks its events wake (`watch.rs` says who watches and
-//! when a worker counts as stuck). So no socket waits for a stuck worker longer than about two
-//! spells.
+//! a worker with I/O is awake, some sleeping worker watches it (sleeps in spells of
+//! `STUCK_CHECK`, then looks), and polls, without waiting, the kqueue of one that has not polled
+//! its own for a whole spell (a stuck one), taking the tasks its events wake (`watch.rs` says
+//! who watches and when a worker counts as stuck). So no socket waits for a stuck worker longer
+//! than about two spells.
 //!
 //! `benches/wake_paths.rs` compares this with one kqueue shared by all workers: a wake-up
 //! aimed at one worker's own kqueue costs one sleeping thread, while a shared kqueue rouses
 //! more than one waiter per trigger and cannot wake the particular worker that has the work.
 //!
 //! Run order inside a worker: the injection queue every `remote_interval` tasks (tuned to
-//! about 200 µs of task time, so slow tasks cannot hold remote spawns back); the LIFO slot (a task woken or spawned by the running task runs
-//! next, cache-warm, at most `MAX_LIFO_POLLS` times in a row); the local queue; the injection
+//! about 200 µs of task time, so slow tasks cannot hold remote spawns back); the LIFO slot (a
+//! task woken or spawned by the running task runs next, cache-warm, at most `MAX_LIFO_POLLS`
+//! times in a row); the local queue; the injection
 //! queue; tasks that yielded (deferred until nothing else is queued, as tokio does, so a
 //! yielding loop cannot hold back remote spawns; before stealing, so that workers do not trade
 //! each other's yielded tasks); other workers' queues; the kqueues of stuck workers; then
