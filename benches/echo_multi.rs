@@ -9,7 +9,8 @@
 //! futures-io's `read`/`write_all` against `tokio::net::TcpStream` through tokio's.
 //!
 //! `cargo bench --bench echo_multi` (env: ECHO_ROUNDS, default 7; ECHO_MS per round, 300;
-//! ECHO_WORKERS, 2).
+//! ECHO_WORKERS, 2; ECHO_ONLY=knote or tokio runs that side alone and prints the messages
+//! echoed, for `strace -c -f` or `perf`: system calls per message).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -196,8 +197,12 @@ fn tokio_io_server(workers: usize, listener: TcpListener, stop: Arc<AtomicBool>)
     rt.shutdown_background();
 }
 
-/// One round: messages per second echoed by a server started by `serve`.
-fn round(serve: fn(usize, TcpListener, Arc<AtomicBool>), workers: usize, ms: u64) -> f64 {
+/// One round: messages echoed by a server started by `serve`, and the seconds it took.
+fn round_count(
+    serve: fn(usize, TcpListener, Arc<AtomicBool>),
+    workers: usize,
+    ms: u64,
+) -> (u64, f64) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -248,7 +253,13 @@ fn round(serve: fn(usize, TcpListener, Arc<AtomicBool>), workers: usize, ms: u64
     }
     stop.store(true, Ordering::SeqCst);
     server.join().unwrap();
-    n as f64 / elapsed.as_secs_f64()
+    (n, elapsed.as_secs_f64())
+}
+
+/// One round: messages per second echoed by a server started by `serve`.
+fn round(serve: fn(usize, TcpListener, Arc<AtomicBool>), workers: usize, ms: u64) -> f64 {
+    let (n, secs) = round_count(serve, workers, ms);
+    n as f64 / secs
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -264,6 +275,25 @@ fn main() {
     let rounds = env("ECHO_ROUNDS", 7) as usize;
     let ms = env("ECHO_MS", 300);
     let workers = env("ECHO_WORKERS", 2) as usize;
+    if let Ok(side) = std::env::var("ECHO_ONLY") {
+        let serve = match side.as_str() {
+            "knote" => knote_server,
+            "tokio" => tokio_server,
+            other => panic!("ECHO_ONLY={other:?}: knote or tokio"),
+        };
+        let (mut rates, mut messages) = (Vec::new(), 0);
+        for _ in 0..rounds {
+            let (n, secs) = round_count(serve, workers, ms);
+            rates.push(n as f64 / secs);
+            messages += n;
+        }
+        let rate = median(&mut rates);
+        println!(
+            "echo {CONNS} conns x {MSG} B, {workers} workers, {side} alone: \
+             median {rate:.0} msg/s, {messages} messages"
+        );
+        return;
+    }
     let (mut k, mut t) = (Vec::new(), Vec::new());
     let (mut kn, mut tn) = (Vec::new(), Vec::new());
     for i in 0..rounds {

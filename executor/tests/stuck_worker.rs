@@ -17,7 +17,23 @@ use knote_executor::sync::oneshot;
 #[test]
 #[cfg_attr(miri, ignore)]
 fn events_of_a_stuck_workers_kqueue_reach_their_task() {
-    watchdog(|| {
+    stuck_worker(Duration::ZERO);
+}
+
+/// The worker registers its first socket only after the other worker has looked for work and
+/// gone back to sleep: the sleeper saw a worker awake with no I/O at all, and must watch it
+/// anyway (it used to sleep without a timeout, so the event waited for the stuck worker).
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_worker_that_registers_its_first_socket_late_is_still_watched() {
+    stuck_worker(Duration::from_millis(50));
+}
+
+/// A task registers a socket on its worker's kqueue (after `before_register` of blocking
+/// work), has another task wait for it to become readable, then blocks that worker for 1.5 s;
+/// the socket's event must reach the waiting task before that.
+fn stuck_worker(before_register: Duration) {
+    watchdog(move || {
         let rt = Builder::new_multi_thread()
             .worker_threads(2)
             .build()
@@ -28,6 +44,7 @@ fn events_of_a_stuck_workers_kqueue_reach_their_task() {
         let (done_tx, done_rx) = std::sync::mpsc::channel::<bool>();
         let (blocking2, block_done2) = (Arc::clone(&blocking), Arc::clone(&block_done));
         rt.spawn(async move {
+            std::thread::sleep(before_register);
             // Registered on the kqueue of the worker running this task.
             let fd = AsyncFd::new(a).unwrap();
             let (waiting_tx, waiting_rx) = oneshot::channel::<()>();

@@ -30,7 +30,7 @@ struct State {
 }
 
 /// Configuration and state of one runtime's pool.
-pub(crate) struct Shared {
+pub(crate) struct BlockingPool {
     state: Mutex<State>,
     work: Condvar,
     exited: Condvar,
@@ -42,14 +42,14 @@ pub(crate) struct Shared {
     handle: Mutex<Option<WeakHandle>>,
 }
 
-impl Shared {
+impl BlockingPool {
     pub(crate) fn new(
         max_threads: usize,
         keep_alive: Duration,
         thread_name: Arc<dyn Fn() -> String + Send + Sync>,
         stack_size: Option<usize>,
-    ) -> Arc<Shared> {
-        Arc::new(Shared {
+    ) -> Arc<BlockingPool> {
+        Arc::new(BlockingPool {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 threads: 0,
@@ -183,7 +183,7 @@ impl Shared {
 
 thread_local! {
     /// The pool this thread belongs to (set for the thread's whole life).
-    static POOL: std::cell::Cell<*const Shared> = const { std::cell::Cell::new(std::ptr::null()) };
+    static POOL: std::cell::Cell<*const BlockingPool> = const { std::cell::Cell::new(std::ptr::null()) };
 }
 
 /// The schedule function of blocking tasks.
@@ -211,7 +211,7 @@ impl<F: FnOnce() -> R, R> Future for BlockingTask<F> {
 }
 
 /// Runs `f` on the pool.
-pub(crate) fn spawn_blocking<F, R>(shared: &Arc<Shared>, f: F) -> JoinHandle<R>
+pub(crate) fn spawn_blocking<F, R>(shared: &Arc<BlockingPool>, f: F) -> JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,

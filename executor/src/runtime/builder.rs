@@ -126,8 +126,8 @@ impl Builder {
         self
     }
 
-    fn blocking(&self) -> Arc<blocking::Shared> {
-        blocking::Shared::new(
+    fn blocking(&self) -> Arc<blocking::BlockingPool> {
+        blocking::BlockingPool::new(
             self.max_blocking_threads,
             self.keep_alive,
             Arc::clone(&self.thread_name),
@@ -140,7 +140,7 @@ impl Builder {
         let blocking = self.blocking();
         let handle = match self.kind {
             Kind::CurrentThread => Handle {
-                inner: Inner::Current(current_thread::Shared::new(
+                inner: Inner::Current(current_thread::CurrentThread::new(
                     Arc::clone(&blocking),
                     self.event_capacity,
                 )?),
@@ -149,8 +149,11 @@ impl Builder {
                 let workers = self
                     .worker_threads
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-                let shared =
-                    multi_thread::Shared::new(workers, Arc::clone(&blocking), self.event_capacity)?;
+                let shared = multi_thread::MultiThread::new(
+                    workers,
+                    Arc::clone(&blocking),
+                    self.event_capacity,
+                )?;
                 let handle = Handle {
                     inner: Inner::Multi(Arc::clone(&shared)),
                 };
@@ -174,7 +177,8 @@ impl Builder {
             ));
         }
         let blocking = self.blocking();
-        let shared = current_thread::Shared::new(Arc::clone(&blocking), self.event_capacity)?;
+        let shared =
+            current_thread::CurrentThread::new(Arc::clone(&blocking), self.event_capacity)?;
         let handle = Handle {
             inner: Inner::Current(shared),
         };

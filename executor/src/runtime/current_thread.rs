@@ -2,7 +2,7 @@
 //!
 //! Tasks woken on the driving thread go to a plain `VecDeque` (no atomics); tasks woken
 //! elsewhere go to a lock-free `SegQueue` and, if the driving thread is asleep in the kqueue,
-//! one EVFILT_USER trigger wakes it (the `parked` flag makes that one trigger per sleep, however
+//! one EVFILT_USER trigger wakes it (the `sleeping` flag makes that one trigger per sleep, however
 //! many wake-ups arrive).
 //!
 //! The same core serves [`Runtime::block_on`](super::Runtime::block_on) and the embedding
@@ -26,25 +26,26 @@ use knote_reactor::Kevent;
 use super::blocking;
 use super::context;
 use super::gate::{self, Gate};
-use super::park::ThreadWaker;
 use super::sleep_flag::SleepFlag;
+use super::thread_parker::ThreadWaker;
 use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
 use crate::task::{self, coop, registry::Registry, Runnable};
 
-/// Everything shared between the driving thread, handles and wakers.
-pub(crate) struct Shared {
+/// A current-thread runtime's shared state: everything the driving thread, handles and wakers
+/// share.
+pub(crate) struct CurrentThread {
     pub(crate) driver: Arc<Driver>,
     remote: SegQueue<Runnable>,
     /// The driving thread is (about to be) asleep in the kqueue, or — for an embedded runtime —
     /// outside `turn`: a remote wake-up must trigger the kqueue.
-    parked: SleepFlag,
+    sleeping: SleepFlag,
     /// The core, while no thread drives it.
     core: Mutex<Option<Box<Core>>>,
     /// Threads in `block_on` waiting for the core.
     core_waiters: Mutex<Vec<Thread>>,
     pub(crate) registry: Registry,
-    pub(crate) blocking: Arc<blocking::Shared>,
+    pub(crate) blocking: Arc<blocking::BlockingPool>,
     gate: Gate,
     /// The thread that spawned `spawn_local` tasks, if any did.
     local_owner: Mutex<Option<ThreadId>>,
@@ -52,14 +53,14 @@ pub(crate) struct Shared {
 
 /// What only the driving thread touches.
 pub(crate) struct Core {
-    shared: *const Shared,
+    shared: *const CurrentThread,
     queue: RefCell<VecDeque<Runnable>>,
     events: RefCell<Vec<Kevent>>,
     tick: Cell<u32>,
 }
 
 // SAFETY: a `Core` is used by one thread at a time: the one that took it out of
-// `Shared::core` (or the `LocalRuntime` that owns it, which is `!Send`). The raw `shared`
+// `CurrentThread::core` (or the `LocalRuntime` that owns it, which is `!Send`). The raw `shared`
 // pointer is only compared, never dereferenced; the runnables it queues are `Send` except for
 // local tasks, which are only ever run on their own thread (see `task::cancel`).
 unsafe impl Send for Core {}
@@ -112,23 +113,23 @@ pub(crate) fn schedule(runnable: Runnable) {
     shared.push_remote(runnable);
 }
 
-impl Shared {
+impl CurrentThread {
     pub(crate) fn new(
-        blocking: Arc<blocking::Shared>,
+        blocking: Arc<blocking::BlockingPool>,
         event_capacity: usize,
-    ) -> io::Result<Arc<Shared>> {
+    ) -> io::Result<Arc<CurrentThread>> {
         let driver = Arc::new(Driver::new()?);
-        Ok(Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
+        Ok(Arc::new_cyclic(|weak: &std::sync::Weak<CurrentThread>| {
             let core = Box::new(Core {
                 shared: weak.as_ptr(),
                 queue: RefCell::new(VecDeque::with_capacity(256)),
                 events: RefCell::new(vec![Kevent::zeroed(); event_capacity.max(1)]),
                 tick: Cell::new(0),
             });
-            Shared {
+            CurrentThread {
                 driver,
                 remote: SegQueue::new(),
-                parked: SleepFlag::new(false),
+                sleeping: SleepFlag::new(false),
                 core: Mutex::new(Some(core)),
                 core_waiters: Mutex::new(Vec::new()),
                 registry: Registry::new(1),
@@ -144,12 +145,12 @@ impl Shared {
     }
 
     fn push_remote(&self, runnable: Runnable) {
-        super::push_remote(&self.gate, &self.remote, runnable, || self.unpark());
+        super::push_remote(&self.gate, &self.remote, runnable, || self.wake_sleeper());
     }
 
     /// Wakes the driving thread if it sleeps (one trigger per sleep).
-    fn unpark(&self) {
-        if self.parked.take() {
+    fn wake_sleeper(&self) {
+        if self.sleeping.take() {
             self.driver.wake();
         }
     }
@@ -169,7 +170,7 @@ impl Shared {
     /// From now on the host's loop, not this crate, waits on the kqueue: every remote wake-up
     /// outside `turn` must trigger it.
     pub(crate) fn set_embedded(&self) {
-        self.parked.raise();
+        self.sleeping.raise();
     }
 
     /// Records that this thread spawns local tasks; refuses if another thread already did.
@@ -233,19 +234,19 @@ impl Shared {
 
     /// Sleeps in the kqueue until an event, a remote wake-up or `timeout`; `more` says whether
     /// something this thread can see is already waiting (then it does not sleep).
-    fn park(
+    fn sleep_in_kqueue(
         &self,
         core: &Core,
         timeout: Option<Duration>,
         more: impl Fn() -> bool,
     ) -> io::Result<usize> {
-        self.parked.raise();
+        self.sleeping.raise();
         if !self.remote.is_empty() || more() {
-            self.parked.lower();
+            self.sleeping.lower();
             return self.poll_driver(core, Some(Duration::ZERO));
         }
         let result = self.poll_driver(core, timeout);
-        self.parked.lower();
+        self.sleeping.lower();
         result
     }
 
@@ -253,7 +254,7 @@ impl Shared {
     fn drive<F: Future>(self: &Arc<Self>, core: &Core, fut: Pin<&mut F>) -> F::Output {
         struct MainWaker {
             woken: AtomicBool,
-            shared: Arc<Shared>,
+            shared: Arc<CurrentThread>,
         }
         impl Wake for MainWaker {
             fn wake(self: Arc<Self>) {
@@ -261,11 +262,11 @@ impl Shared {
             }
             fn wake_by_ref(self: &Arc<Self>) {
                 // One read-modify-write on the common path (woken by a task on the driving
-                // thread, which is not parked): the swap orders the flag before the load of
-                // `parked` (the parker stores `parked`, then loads `woken`), and `unpark`'s
-                // swap runs only when the thread really sleeps.
-                if !self.woken.swap(true, Ordering::SeqCst) && self.shared.parked.is_up() {
-                    self.shared.unpark();
+                // thread, which is not sleeping): the swap orders the flag before the load of
+                // `sleeping` (the sleeper stores `sleeping`, then loads `woken`), and
+                // `wake_sleeper`'s swap runs only when the thread really sleeps.
+                if !self.woken.swap(true, Ordering::SeqCst) && self.shared.sleeping.is_up() {
+                    self.shared.wake_sleeper();
                 }
             }
         }
@@ -290,7 +291,7 @@ impl Shared {
             if main.woken.load(Ordering::SeqCst) {
                 continue;
             }
-            if let Err(e) = self.park(core, None, || main.woken.load(Ordering::SeqCst)) {
+            if let Err(e) = self.sleep_in_kqueue(core, None, || main.woken.load(Ordering::SeqCst)) {
                 // Retrying would spin on the failure: report it.
                 panic!("knote: a runtime thread could not wait on its kqueue: {e}");
             }
@@ -306,7 +307,7 @@ impl Shared {
         let mut cx = Context::from_waker(&waker);
         loop {
             if let Some(core) = self.take_core() {
-                struct PutBack<'a>(&'a Shared, Option<Box<Core>>);
+                struct PutBack<'a>(&'a CurrentThread, Option<Box<Core>>);
                 impl Drop for PutBack<'_> {
                     fn drop(&mut self) {
                         if let Some(core) = self.1.take() {
@@ -346,7 +347,7 @@ impl Shared {
         // earliest deadline.
         self.driver.flush();
         // Back to "outside turn": remote wake-ups must trigger the kqueue for the host.
-        self.parked.raise();
+        self.sleeping.raise();
         out
     }
 
@@ -360,13 +361,13 @@ impl Shared {
     ) -> io::Result<bool> {
         let _core = set_core(core);
         let _driving = context::set_driving(&self.driver);
-        self.parked.lower();
+        self.sleeping.lower();
         let mut ran = 0;
         while ran < EVENT_INTERVAL && self.run_one(core) {
             ran += 1;
         }
         let result = if ran == 0 {
-            let r = self.park(core, timeout, || false);
+            let r = self.sleep_in_kqueue(core, timeout, || false);
             while ran < EVENT_INTERVAL && self.run_one(core) {
                 ran += 1;
             }
@@ -378,7 +379,7 @@ impl Shared {
         // earliest deadline (a timer armed after our wait included), or nothing would wake it.
         self.driver.flush();
         // Outside `turn` the host waits on the kqueue's fd: remote wake-ups must trigger it.
-        self.parked.raise();
+        self.sleeping.raise();
         result?;
         Ok(!core.queue.borrow().is_empty() || !self.remote.is_empty())
     }
@@ -424,7 +425,7 @@ impl Shared {
 }
 
 /// Whether this thread is driving `shared` right now (inside its `block_on` or `turn`).
-pub(crate) fn is_driving(shared: &Arc<Shared>) -> bool {
+pub(crate) fn is_driving(shared: &Arc<CurrentThread>) -> bool {
     CORE.try_with(|c| {
         let core = c.get();
         // SAFETY: see `schedule`.

@@ -19,14 +19,14 @@ pub struct Handle {
 
 #[derive(Clone)]
 pub(crate) enum Inner {
-    Current(Arc<current_thread::Shared>),
-    Multi(Arc<multi_thread::Shared>),
+    Current(Arc<current_thread::CurrentThread>),
+    Multi(Arc<multi_thread::MultiThread>),
 }
 
 /// A handle that does not keep its runtime's state alive (the blocking pool's threads hold one).
 pub(crate) enum WeakHandle {
-    Current(Weak<current_thread::Shared>),
-    Multi(Weak<multi_thread::Shared>),
+    Current(Weak<current_thread::CurrentThread>),
+    Multi(Weak<multi_thread::MultiThread>),
 }
 
 impl WeakHandle {
@@ -149,7 +149,7 @@ impl Handle {
         }
     }
 
-    pub(crate) fn blocking(&self) -> &Arc<blocking::Shared> {
+    pub(crate) fn blocking(&self) -> &Arc<blocking::BlockingPool> {
         match &self.inner {
             Inner::Current(s) => &s.blocking,
             Inner::Multi(s) => &s.blocking,

@@ -4,7 +4,9 @@
 //! At most one worker is woken per burst of work. A worker that finds no task is *searching*;
 //! a wake-up is sent only when no worker is searching and one sleeps (the woken one counts as
 //! searching from then on), and a searching worker that finds work lets the next sleeper look
-//! for more, so wake-ups cascade only as far as there is work. No wake-up is lost: a pusher
+//! for more, so wake-ups cascade only as far as there is work. A worker woken by its own
+//! kqueue's events is not searching (its work is in its hands: it wakes a sleeper only if it
+//! has more than it can run next). No wake-up is lost: a pusher
 //! queues, then (after a SeqCst fence) looks at the counts; a worker going to sleep updates the
 //! counts (under the sleepers' lock), then looks at the queues; one of the two sees the other.
 //! `loom_tests` checks this with the real `Idle` and `SleepFlag`.
@@ -33,8 +35,9 @@ impl Idle {
         self.sleepers.locked()
     }
 
-    /// After queueing work: the sleeper to wake (now counted as searching), if one must be.
-    pub(crate) fn to_notify(&self) -> Option<usize> {
+    /// After queueing work: the sleeper to wake (now counted as searching), if one must be;
+    /// the one that slept last among those `prefer` picks, else the one that slept last.
+    pub(crate) fn to_notify(&self, prefer: impl Fn(usize) -> bool) -> Option<usize> {
         // Orders the caller's push before the looks at the counts (the sleeper's side is the
         // lock and its RMWs, then its look at the queues).
         fence(Ordering::SeqCst);
@@ -47,7 +50,10 @@ impl Idle {
         if self.num_searching.load(Ordering::SeqCst) != 0 {
             return None;
         }
-        let index = sleepers.pop()?;
+        let index = match sleepers.iter().rposition(|&i| prefer(i)) {
+            Some(pos) => sleepers.remove(pos),
+            None => sleepers.pop()?,
+        };
         self.num_sleeping.fetch_sub(1, Ordering::SeqCst);
         self.num_searching.fetch_add(1, Ordering::SeqCst);
         Some(index)
@@ -66,15 +72,19 @@ impl Idle {
         fence(Ordering::SeqCst);
     }
 
-    /// Worker `index` is awake: off the sleeper list (if a notifier has not taken it off
-    /// already); it is searching either way.
-    pub(crate) fn wake_up(&self, index: usize) {
+    /// Worker `index` is awake: off the sleeper list, if a notifier has not taken it off
+    /// already. Returns whether it is searching: only if a notifier woke it (and counted it
+    /// searching). A worker woken by its own kqueue's events has its work in hand; counted
+    /// searching, it would wake another sleeper as soon as it found that work
+    /// (`stop_searching`), for nothing to do.
+    pub(crate) fn wake_up(&self, index: usize) -> bool {
         let mut sleepers = self.lock();
-        if let Some(pos) = sleepers.iter().position(|&i| i == index) {
-            sleepers.swap_remove(pos);
-            self.num_sleeping.fetch_sub(1, Ordering::SeqCst);
-            self.num_searching.fetch_add(1, Ordering::SeqCst);
-        }
+        let Some(pos) = sleepers.iter().position(|&i| i == index) else {
+            return true;
+        };
+        sleepers.swap_remove(pos);
+        self.num_sleeping.fetch_sub(1, Ordering::SeqCst);
+        false
     }
 
     /// A searching worker found work (or stops): whether it was the last one searching (then
@@ -101,8 +111,8 @@ mod loom_tests {
         triggered: [AtomicBool; 2],
     }
 
-    /// `Shared::park`'s first half: raise the flag, join the sleepers, look at the queue;
-    /// whether the worker sleeps.
+    /// `MultiThread::sleep_in_kqueue`'s first half: raise the flag, join the sleepers, look at
+    /// the queue; whether the worker sleeps.
     fn goes_to_sleep(m: &Model, index: usize, searching: bool) -> bool {
         m.flags[index].raise();
         m.idle.sleep(index, searching);
@@ -136,7 +146,7 @@ mod loom_tests {
                 .collect();
             // The pusher (`push_local` / `push_remote`): queue, then notify.
             m.queue.push(1);
-            if let Some(i) = m.idle.to_notify() {
+            if let Some(i) = m.idle.to_notify(|i| i == 1) {
                 if m.flags[i].take() {
                     m.triggered[i].store(true, Ordering::SeqCst);
                 }

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::current_thread::{Core, Shared};
+use super::current_thread::{Core, CurrentThread};
 use super::handle::Inner;
 use super::{EnterGuard, Handle, Scheduler};
 use crate::task::{self, JoinHandle, Spawn};
@@ -41,7 +41,7 @@ use crate::task::{self, JoinHandle, Spawn};
 /// [`spawn_local`]: LocalRuntime::spawn_local
 pub struct LocalRuntime {
     handle: Handle,
-    shared: Arc<Shared>,
+    shared: Arc<CurrentThread>,
     core: Box<Core>,
     shut_down: std::cell::Cell<bool>,
     /// `!Send`: local tasks and the core stay on this thread.

@@ -10,8 +10,9 @@ pub(crate) mod handle;
 mod idle;
 mod local;
 pub(crate) mod multi_thread;
-mod park;
 pub(crate) mod sleep_flag;
+mod thread_parker;
+mod watch;
 
 use std::future::Future;
 use std::io;
@@ -89,9 +90,9 @@ pub(crate) fn turn_or_panic(
 /// Where a woken task goes: its runtime's queues, or the blocking pool.
 #[derive(Clone)]
 pub(crate) enum Scheduler {
-    Current(Arc<current_thread::Shared>),
-    Multi(Arc<multi_thread::Shared>),
-    Blocking(Arc<blocking::Shared>),
+    Current(Arc<current_thread::CurrentThread>),
+    Multi(Arc<multi_thread::MultiThread>),
+    Blocking(Arc<blocking::BlockingPool>),
 }
 
 impl Scheduler {
@@ -165,7 +166,7 @@ impl Runtime {
         match &self.handle.inner {
             handle::Inner::Current(s) => s.block_on(future),
             // The future runs on the calling thread, the tasks on the workers.
-            handle::Inner::Multi(_) => park::block_on(future),
+            handle::Inner::Multi(_) => thread_parker::block_on(future),
         }
     }
 

@@ -6,22 +6,25 @@
 //! herd, no hand-off of a shared driver between threads), and I/O registered by a task lands
 //! on the kqueue of the worker that ran it, whose wakers push to that worker's local queue
 //! (cache-warm). The cost is that a worker stuck in a long poll delays its own kqueue's events;
-//! three things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks; a
-//! worker that runs out of work polls the kqueues of busy workers (without waiting) before it
-//! goes to sleep, taking the tasks those events wake (only from a worker that has not polled
-//! its kqueue since the thief last looked: a stuck one); and while another worker is awake with
-//! registrations, a sleeping worker sleeps in spells of `STUCK_CHECK` and looks again after
-//! each, so no socket waits for a stuck worker longer than about two spells.
+//! two things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks; and while
+//! a worker with I/O is awake, some sleeping worker watches it (sleeps in spells of
+//! `STUCK_CHECK`, then looks), and polls, without waiting, the kqueue of one that has not polled
+//! its own for a whole spell (a stuck one), taking the tasks its events wake (`watch.rs` says
+//! who watches and when a worker counts as stuck). So no socket waits for a stuck worker longer
+//! than about two spells.
 //!
 //! `benches/wake_paths.rs` compares this with one kqueue shared by all workers: a wake-up
 //! aimed at one worker's own kqueue costs one sleeping thread, while a shared kqueue rouses
 //! more than one waiter per trigger and cannot wake the particular worker that has the work.
 //!
 //! Run order inside a worker: the injection queue every `remote_interval` tasks (tuned to
-//! about 200 µs of task time, so slow tasks cannot hold remote spawns back); the LIFO slot (a task woken or spawned by the running task runs
-//! next, cache-warm, at most `MAX_LIFO_POLLS` times in a row); the local queue; the injection
+//! about 200 µs of task time, so slow tasks cannot hold remote spawns back); the LIFO slot (a
+//! task woken or spawned by the running task runs next, cache-warm, at most `MAX_LIFO_POLLS`
+//! times in a row); the local queue; the injection
 //! queue; tasks that yielded (deferred until nothing else is queued, as tokio does, so a
-//! yielding loop cannot hold back remote spawns); other workers' queues; then sleep.
+//! yielding loop cannot hold back remote spawns; before stealing, so that workers do not trade
+//! each other's yielded tasks); other workers' queues; the kqueues of stuck workers; then
+//! sleep.
 //!
 //! Idle protocol: see `idle.rs` (at most one worker woken per burst of work). Wake-ups are
 //! coalesced per sleep by each worker's `SleepFlag`.
@@ -29,7 +32,7 @@
 use crate::loom::Locked;
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -42,6 +45,7 @@ use super::context;
 use super::gate::{self, Gate};
 use super::idle::Idle;
 use super::sleep_flag::SleepFlag;
+use super::watch::{self, LastSeen, Watch, STUCK_CHECK};
 use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
 use crate::task::{self, registry::Registry, Runnable, Woken};
@@ -53,18 +57,23 @@ struct Worker {
     driver: Arc<Driver>,
     queue: ArrayQueue<Runnable>,
     /// Asleep (or about to sleep) in its kqueue: a wake-up must trigger it.
-    parked: SleepFlag,
+    sleeping: SleepFlag,
     /// How many times it has polled its own kqueue (tells a stuck worker from a busy one).
     turns: AtomicU64,
+    /// Asleep without a timeout, not watching the others for a stuck one (`watch.rs`).
+    watch: Watch,
+    /// Some I/O or timer has been registered on its kqueue (set once, never cleared): only
+    /// such a worker is watched, since only its kqueue can hold events hostage.
+    has_had_io: AtomicBool,
 }
 
-/// Everything the workers, handles and wakers share.
-pub(crate) struct Shared {
+/// A multi-thread runtime's shared state: everything the workers, handles and wakers share.
+pub(crate) struct MultiThread {
     workers: Box<[Worker]>,
     inject: SegQueue<Runnable>,
     idle: Idle,
     pub(crate) registry: Registry,
-    pub(crate) blocking: Arc<blocking::Shared>,
+    pub(crate) blocking: Arc<blocking::BlockingPool>,
     gate: Gate,
     next_driver: AtomicUsize,
     event_capacity: usize,
@@ -75,7 +84,7 @@ pub(crate) struct Shared {
 
 /// What only the worker's own thread touches: the LIFO slot and the yielded tasks.
 struct Local {
-    shared: *const Shared,
+    shared: *const MultiThread,
     index: usize,
     /// The task woken (or spawned) last by the running task: run next, on a warm cache, unless
     /// it keeps displacing the queue (see `MAX_LIFO_POLLS`). Not stealable.
@@ -89,11 +98,6 @@ struct Local {
     polling: Cell<bool>,
 }
 
-/// The longest a worker sleeps while another one runs tasks with I/O on its kqueue: the
-/// bound on how long that kqueue's events wait if its worker is stuck in a long poll (a worker
-/// is found stuck when it has not polled its kqueue between two looks: within two spells).
-const STUCK_CHECK: Duration = Duration::from_millis(2);
-
 /// Consecutive polls from the LIFO slot before the queue gets a turn (tokio's figure): two
 /// tasks waking each other would otherwise starve everything else on the worker.
 const MAX_LIFO_POLLS: u32 = 3;
@@ -104,7 +108,7 @@ thread_local! {
 }
 
 /// This thread's worker state, if it is a worker of `shared`.
-fn current_local<'a>(shared: *const Shared) -> Option<&'a Local> {
+fn current_local<'a>(shared: *const MultiThread) -> Option<&'a Local> {
     let local = WORKER.try_with(|w| w.get()).ok()?;
     if local.is_null() {
         return None;
@@ -115,7 +119,7 @@ fn current_local<'a>(shared: *const Shared) -> Option<&'a Local> {
     (local.shared == shared).then_some(local)
 }
 
-fn current_worker(shared: *const Shared) -> Option<usize> {
+fn current_worker(shared: *const MultiThread) -> Option<usize> {
     current_local(shared).map(|l| l.index)
 }
 
@@ -126,7 +130,7 @@ pub(crate) fn schedule(runnable: Runnable, woken: Woken) {
     };
     let target = Arc::as_ptr(shared);
     if let Some(local) = current_local(target) {
-        // SAFETY: the worker's frame holds an `Arc<Shared>` for as long as `WORKER` names it.
+        // SAFETY: the worker's frame holds an `Arc<MultiThread>` for as long as `WORKER` names it.
         let shared = unsafe { &*target };
         match woken {
             Woken::Yielded => {
@@ -158,24 +162,26 @@ pub(crate) fn schedule(runnable: Runnable, woken: Woken) {
     shared.push_remote(runnable);
 }
 
-impl Shared {
+impl MultiThread {
     pub(crate) fn new(
         workers: usize,
-        blocking: Arc<blocking::Shared>,
+        blocking: Arc<blocking::BlockingPool>,
         event_capacity: usize,
-    ) -> io::Result<Arc<Shared>> {
+    ) -> io::Result<Arc<MultiThread>> {
         let workers = (0..workers.max(1))
             .map(|_| {
                 Ok(Worker {
                     driver: Arc::new(Driver::new()?),
                     queue: ArrayQueue::new(LOCAL_QUEUE),
-                    parked: SleepFlag::new(false),
+                    sleeping: SleepFlag::new(false),
                     turns: AtomicU64::new(0),
+                    watch: Watch::new(),
+                    has_had_io: AtomicBool::new(false),
                 })
             })
             .collect::<io::Result<Box<[Worker]>>>()?;
         let n = workers.len();
-        Ok(Arc::new(Shared {
+        Ok(Arc::new(MultiThread {
             workers,
             inject: SegQueue::new(),
             idle: Idle::new(n),
@@ -209,7 +215,16 @@ impl Shared {
         let index = current_worker(Arc::as_ptr(self)).unwrap_or_else(|| {
             self.next_driver.fetch_add(1, Ordering::Relaxed) % self.workers.len()
         });
-        Arc::clone(&self.workers[index].driver)
+        let worker = &self.workers[index];
+        if !worker.has_had_io.load(Ordering::Relaxed) {
+            // The first registration on its kqueue: from now on sleepers watch this worker
+            // while it is awake; if it is awake now and they all sleep untimed, one of them
+            // must start watching (the flag first, then the look, against a sleeper's mark
+            // first, then its look at the flag: `watch.rs`).
+            worker.has_had_io.store(true, Ordering::SeqCst);
+            self.ensure_watcher(index);
+        }
+        Arc::clone(&worker.driver)
     }
 
     /// Pushes to a worker's own queue (the injection queue if full) and, if that leaves work
@@ -228,14 +243,18 @@ impl Shared {
 
     /// Wakes one sleeping worker, unless one is already searching for work.
     fn notify_one(&self) {
-        if let Some(index) = self.idle.to_notify() {
-            self.unpark(index);
+        // A sleeper that is not watching for stuck workers, if there is one: the watcher keeps
+        // watching, and the woken one, about to run a task, finds a watcher there already
+        // (`ensure_watcher`) instead of waking one more sleeper.
+        let untimed = |i: usize| self.workers[i].watch.is_untimed();
+        if let Some(index) = self.idle.to_notify(untimed) {
+            self.wake_sleeper(index);
         }
     }
 
-    fn unpark(&self, index: usize) {
+    fn wake_sleeper(&self, index: usize) {
         let worker = &self.workers[index];
-        if worker.parked.take() {
+        if worker.sleeping.take() {
             worker.driver.wake();
         }
     }
@@ -302,16 +321,18 @@ impl Shared {
 
     /// Puts the yielded tasks back in the queue; whether there were any.
     fn wake_deferred(&self, local: &Local) -> bool {
-        let deferred = std::mem::take(&mut *local.deferred.borrow_mut());
+        // Drained in place (no task code runs here), keeping the list's allocation.
+        let mut deferred = local.deferred.borrow_mut();
         if deferred.is_empty() {
             return false;
         }
         let queue = &self.workers[local.index].queue;
-        for r in deferred {
+        for r in deferred.drain(..) {
             if let Err(r) = queue.push(r) {
                 self.inject.push(r);
             }
         }
+        drop(deferred);
         if queue.len() > 1 {
             self.notify_one();
         }
@@ -349,19 +370,21 @@ impl Shared {
         self.inject.pop()
     }
 
-    /// Polls, without waiting, the kqueues of workers that are busy and have not polled their
-    /// own since this worker last looked (stuck in a long poll), and takes the tasks their
-    /// events wake: the wakers run here, so the tasks land in this worker's queue. A wake-up
-    /// trigger found there was meant for its owner, and is passed on.
-    fn steal_events(&self, index: usize, seen: &mut [u64], events: &mut [Kevent]) -> usize {
+    /// Polls, without waiting, the kqueues of workers that are awake and have not polled their
+    /// own for `STUCK_CHECK` (stuck in a long poll), and takes the tasks their events wake:
+    /// the wakers run here, so the tasks land in this worker's queue. A wake-up trigger found
+    /// there was meant for its owner, and is passed on. A busy worker polls its kqueue every
+    /// `EVENT_INTERVAL` tasks, so it is never taken for stuck however often this looks.
+    fn steal_events(&self, index: usize, seen: &mut [LastSeen], events: &mut [Kevent]) -> usize {
         let mut found = 0;
+        let mut now = None;
         for (i, worker) in self.workers.iter().enumerate() {
-            if i == index || worker.parked.is_up() || !worker.driver.has_registrations() {
+            if i == index || worker.sleeping.is_up() || !worker.driver.has_registrations() {
                 continue;
             }
             let turns = worker.turns.load(Ordering::Relaxed);
-            if std::mem::replace(&mut seen[i], turns) != turns {
-                // It polled its kqueue since we last looked: not stuck.
+            let now = *now.get_or_insert_with(Instant::now);
+            if !seen[i].is_stuck(turns, now) {
                 continue;
             }
             let turn = super::turn_or_panic(&worker.driver, events, Some(Duration::ZERO));
@@ -374,34 +397,60 @@ impl Shared {
         found
     }
 
-    /// Whether a worker other than `index` is awake (running tasks) with I/O or timers on its
-    /// kqueue.
-    fn others_run_with_io(&self, index: usize) -> bool {
+    /// Whether a worker other than `index` is awake, with I/O or timers registered on its
+    /// kqueue now or before.
+    fn others_awake_with_io(&self, index: usize) -> bool {
         self.workers
             .iter()
             .enumerate()
-            .any(|(i, w)| i != index && !w.parked.is_up() && w.driver.has_registrations())
+            .any(|(i, w)| i != index && !w.sleeping.is_up() && w.has_had_io.load(Ordering::SeqCst))
     }
 
-    fn park(&self, index: usize, events: &mut [Kevent], searching: bool) {
+    /// Worker `index`, with I/O on its kqueue and awake since its last sleep (its sleep flag
+    /// lowered), is about to run a task, or is getting its first registration: if every other
+    /// worker sleeps without a timeout, one of them is woken to watch for a stuck worker
+    /// (`watch.rs`). (Not on every wake-up: a watcher whose spell ended would wake the other
+    /// sleeper, which would watch and wake it in turn, forever.)
+    fn ensure_watcher(&self, index: usize) {
+        let others = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != index)
+            .map(|(i, w)| (i, &w.watch));
+        if let Some(sleeper) = watch::needs_watcher(others) {
+            self.wake_sleeper(sleeper);
+        }
+    }
+
+    /// Sleeps in this worker's kqueue unless there is work; whether the worker is searching
+    /// when it wakes (a notifier woke it for work, see `idle.rs`).
+    fn sleep_in_kqueue(&self, index: usize, events: &mut [Kevent], searching: bool) -> bool {
         let worker = &self.workers[index];
-        // `parked` first: a notifier that takes us off the sleeper list after this point
+        // `sleeping` first: a notifier that takes us off the sleeper list after this point
         // will trigger our kqueue.
-        worker.parked.raise();
+        worker.sleeping.raise();
         self.idle.sleep(index, searching);
         // Work pushed before we were counted as sleeping would have found no one to wake.
         if !(self.has_work() || self.is_closed()) {
-            // While another worker runs tasks and has registrations, sleep in bounded spells:
-            // if it is stuck in a long poll, nobody collects its kqueue's events, and the
-            // look at the other kqueues after each spell (`steal_events`) takes them.
-            let timeout = self.others_run_with_io(index).then_some(STUCK_CHECK);
+            // While another worker is awake, sleep in bounded spells (unless another sleeper
+            // does): if it gets stuck in a long poll, nobody collects its kqueue's events, and
+            // the look at the other kqueues after each spell (`steal_events`) takes them.
+            let watching = worker
+                .watch
+                .going_to_sleep(|| self.others_awake_with_io(index));
+            let timeout = watching.then_some(STUCK_CHECK);
             super::turn_or_panic(&worker.driver, events, timeout);
+            worker.watch.woke();
         }
-        worker.parked.lower();
-        // Woken by our own events (or never slept): take ourselves off the sleeper list. If a
-        // notifier already did, it also counted us as searching.
-        self.idle.wake_up(index);
-        self.notify_if_queued(index);
+        worker.sleeping.lower();
+        // Woken by our own events (or never slept): take ourselves off the sleeper list, not
+        // searching. If a notifier already did, it counted us as searching.
+        let searching = self.idle.wake_up(index);
+        if !searching {
+            self.notify_if_queued(index);
+        }
+        searching
     }
 
     fn run_worker(self: &Arc<Self>, index: usize, handle: &Handle) {
@@ -424,22 +473,31 @@ impl Shared {
         }
         let guard = WorkerGuard(WORKER.with(|w| w.replace(&local)));
         let mut events = vec![Kevent::zeroed(); self.event_capacity];
-        let mut seen = vec![0u64; self.workers.len()];
+        let mut seen = vec![LastSeen::new(Instant::now()); self.workers.len()];
         let mut tick: u32 = 0;
         let mut lifo_polls = 0;
         let mut remote_interval = REMOTE_INTERVAL;
         let mut batch_start = Instant::now();
         let mut searching = false;
+        // Has slept since it last ran a task (then it checks for a watcher before the next).
+        let mut slept = false;
         let mut seed: u32 = 0x9e37_79b9 ^ (index as u32).wrapping_mul(0x85eb_ca6b) | 1;
         while !self.is_closed() {
             let next = match self.next_task(&local, tick, remote_interval, &mut lifo_polls) {
                 Some(r) => Some(r),
+                // Out of queued work: this worker's own yielded tasks run before it steals
+                // (stealing first would take half of a busy worker's queue while our own
+                // tasks wait, and that worker would steal them back in turn).
+                None if self.wake_deferred(&local) => continue,
                 None => self.steal(index, &mut seed),
             };
             if let Some(runnable) = next {
                 if searching {
                     searching = false;
                     self.stop_searching();
+                }
+                if std::mem::take(&mut slept) && worker.has_had_io.load(Ordering::Relaxed) {
+                    self.ensure_watcher(index);
                 }
                 local.polling.set(true);
                 runnable.run();
@@ -464,16 +522,12 @@ impl Shared {
                 }
                 continue;
             }
-            // Out of other work: the tasks that yielded get their turn.
-            if self.wake_deferred(&local) {
-                continue;
-            }
             if self.steal_events(index, &mut seen, &mut events) > 0 {
                 continue;
             }
-            self.park(index, &mut events, searching);
+            searching = self.sleep_in_kqueue(index, &mut events, searching);
+            slept = true;
             worker.turns.fetch_add(1, Ordering::Relaxed);
-            searching = true;
         }
         if searching {
             self.idle.stop_searching();
@@ -524,7 +578,7 @@ impl Shared {
             }
             *self.running.locked() += 1;
             let spawned = builder.spawn(move || {
-                struct Stopped(Arc<Shared>);
+                struct Stopped(Arc<MultiThread>);
                 impl Drop for Stopped {
                     fn drop(&mut self) {
                         let mut running = self.0.running.locked();
@@ -550,7 +604,7 @@ impl Shared {
     pub(crate) fn shutdown(self: &Arc<Self>, handle: &Handle, timeout: Option<Duration>) {
         self.gate.close();
         for index in 0..self.workers.len() {
-            self.workers[index].parked.lower();
+            self.workers[index].sleeping.lower();
             self.workers[index].driver.wake();
         }
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -585,5 +639,69 @@ impl Shared {
         self.gate.finish();
         // A wake-up that saw the runtime closing may have queued its task after the last pass.
         gate::drain(&self.gate, &self.inject, task::cancel);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::runtime::{handle, Builder};
+
+    /// Once the work is done, every worker ends up asleep without a timeout, and then nothing
+    /// wakes them: an idle runtime costs no wake-ups (the watch on stuck workers must not keep
+    /// the sleepers waking each other).
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn an_idle_runtime_stops_waking_up() {
+        let rt = Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let handle::Inner::Multi(shared) = &rt.handle().inner else {
+            unreachable!("a multi-thread runtime")
+        };
+        // Work on both workers, with a socket registered on one of them.
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                rt.spawn(async {
+                    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+                    a.set_nonblocking(true).unwrap();
+                    let _fd = crate::io::AsyncFd::new(a).unwrap();
+                    for _ in 0..100 {
+                        crate::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        rt.block_on(async {
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let all_untimed = || {
+            shared
+                .workers
+                .iter()
+                .all(|w| w.sleeping.is_up() && w.watch.is_untimed())
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !all_untimed() {
+            assert!(
+                Instant::now() < deadline,
+                "the workers never all went to sleep without a timeout"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        let turns = || -> Vec<u64> {
+            shared
+                .workers
+                .iter()
+                .map(|w| w.turns.load(Ordering::Relaxed))
+                .collect()
+        };
+        let before = turns();
+        thread::sleep(10 * STUCK_CHECK);
+        assert_eq!(turns(), before, "an idle worker woke up");
+        assert!(all_untimed());
     }
 }

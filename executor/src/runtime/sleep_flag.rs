@@ -80,7 +80,7 @@ mod loom_tests {
                     })
                 })
                 .collect();
-            // The driving thread's `park`.
+            // The driving thread's `sleep_in_kqueue`.
             flag.raise();
             let slept = queue.is_empty();
             if !slept {

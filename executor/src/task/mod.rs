@@ -4,7 +4,7 @@
 //! Why `async-task`: it is the task cell of smol and async-std, small and well reviewed; it does
 //! exactly the part that is easy to get subtly wrong (one allocation holding future, output,
 //! waker vtable and a state word, with the wake/run/cancel races solved), and leaves queues,
-//! parking and shutdown to us. Our own state rides in its per-task metadata (`TaskMeta`).
+//! sleeping and shutdown to us. Our own state rides in its per-task metadata (`TaskMeta`).
 //!
 //! Abort and shutdown never close an `async-task` task from outside (which would make its
 //! handle panic): they set the task's `aborted` flag and let it run once more; the guard then

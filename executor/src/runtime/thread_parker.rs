@@ -1,4 +1,6 @@
-//! Blocking a thread that is not a runtime thread until a future completes.
+//! Blocking a thread that is not a runtime thread until a future completes: the one place
+//! where the executor parks a thread (`std::thread::park`). Runtime threads never park: they
+//! sleep in their kqueue (`sleep_in_kqueue` in the schedulers, woken by `wake_sleeper`).
 
 use std::future::Future;
 use std::pin::pin;
