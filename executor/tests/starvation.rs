@@ -302,3 +302,27 @@ fn woken_while_running_is_not_a_yield() {
         );
     });
 }
+
+/// The `block_on` future itself yielding in a loop (no task at all) does not starve a timer
+/// it waits for beside the loop: the runtime still looks at its kqueue and fires due timers.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_yielding_block_on_future_does_not_starve_its_own_timer() {
+    on(&SINGLE, |rt, _| {
+        let yields = rt.block_on(async {
+            let mut timer = std::pin::pin!(sleep(Duration::from_millis(10)));
+            // Bounded: a starved timer never fires, and the loop gives up instead of hanging.
+            for n in 0..20_000_000u64 {
+                if futures_util::poll!(timer.as_mut()).is_ready() {
+                    return Some(n);
+                }
+                yield_now().await;
+            }
+            None
+        });
+        assert!(
+            yields.is_some(),
+            "the timer never fired while block_on's future yielded"
+        );
+    });
+}

@@ -216,6 +216,14 @@ impl CurrentThread {
             return false;
         };
         runnable.run();
+        self.count_poll(core);
+        true
+    }
+
+    /// Counts one poll (a task's, or the `block_on` future's) and looks at the kqueue without
+    /// waiting every `EVENT_INTERVAL` of them, so that events and due timers are seen even when
+    /// polls never run out (tasks, or a `block_on` future, that keep waking themselves).
+    fn count_poll(&self, core: &Core) {
         let tick = core.tick.get().wrapping_add(1);
         core.tick.set(tick);
         if tick % EVENT_INTERVAL == 0 && self.driver.has_registrations() {
@@ -223,7 +231,6 @@ impl CurrentThread {
                 panic!("knote: a runtime thread could not poll its kqueue: {e}");
             }
         }
-        true
     }
 
     fn poll_driver(&self, core: &Core, timeout: Option<Duration>) -> io::Result<usize> {
@@ -284,6 +291,7 @@ impl CurrentThread {
                 if let Poll::Ready(v) = coop::budgeted(|| fut.as_mut().poll(&mut cx)) {
                     return v;
                 }
+                self.count_poll(core);
             }
             if self.run_one(core) {
                 continue;
