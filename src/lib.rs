@@ -77,7 +77,7 @@ pub use knote_reactor as reactor;
 /// streams (and tokio's, with the `tokio-io` feature).
 pub use knote_net as net;
 
-pub use knote_executor::{fs, io, runtime, sync, task, time};
+pub use knote_executor::{fs, io, process, runtime, signal, sync, task, time};
 pub use knote_executor::{spawn, spawn_blocking, spawn_local, JoinError, JoinHandle, Runtime};
 
 /// Runs an `async fn main` on a knote runtime (multi-thread unless `flavor = "current_thread"`;
