@@ -46,6 +46,7 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
@@ -273,7 +274,9 @@ impl Hub {
 }
 
 /// The live hubs, by kqueue (its driver's address: a live hub keeps its driver alive, so the
-/// address cannot be reused while the entry can be upgraded) and signal.
+/// address cannot be reused while the entry can be upgraded) and signal. Hubs are made and
+/// dropped under this lock, so a hub's knote is deleted before another is added for the same
+/// signal on the same kqueue.
 static HUBS: Mutex<Vec<Weak<Hub>>> = Mutex::new(Vec::new());
 
 fn hub(signo: i32, handle: &Handle) -> io::Result<Arc<Hub>> {
@@ -289,10 +292,9 @@ fn hub(signo: i32, handle: &Handle) -> io::Result<Arc<Hub>> {
         return Ok(hub);
     }
     make_non_fatal(signo)?;
-    let registration = KnoteRegistration::with_handle(
-        Kevent::signal(signo, Flags::ADD | Flags::CLEAR, 0),
-        handle,
-    )?;
+    // On this very driver: a multi-thread handle would pick another kqueue for a second call.
+    let change = Kevent::signal(signo, Flags::ADD | Flags::CLEAR, 0);
+    let registration = KnoteRegistration::with_driver(change, driver)?;
     let fanout = Arc::new(Fanout::default());
     let hub = Arc::new(Hub {
         driver: key,
@@ -331,13 +333,18 @@ pub fn signal_with_handle(kind: SignalKind, handle: &Handle) -> io::Result<Signa
         hub.collect(&mut state)
     };
     let key = hub.fanout.wakers.locked().insert(None);
-    Ok(Signal { hub, key, seen })
+    Ok(Signal {
+        hub: ManuallyDrop::new(hub),
+        key,
+        seen,
+    })
 }
 
 /// The deliveries of one signal, from [`signal`]: use [`recv`](Signal::recv) or the [`Stream`]
 /// impl (it never ends).
 pub struct Signal {
-    hub: Arc<Hub>,
+    /// Dropped only under the `HUBS` lock (see `Drop`).
+    hub: ManuallyDrop<Arc<Hub>>,
     key: usize,
     seen: u64,
 }
@@ -393,6 +400,12 @@ impl Stream for Signal {
 impl Drop for Signal {
     fn drop(&mut self) {
         self.hub.fanout.wakers.locked().remove(self.key);
+        // The last listener's drop deletes the knote, and that must not land after a new
+        // hub's `EV_ADD` of the same (signal, SIGNAL) pair on the same kqueue (it would delete
+        // the new knote): the lock `hub` creates hubs under orders the two.
+        let _hubs = HUBS.locked();
+        // SAFETY: `hub` is not used again: this is the listener's drop.
+        drop(unsafe { ManuallyDrop::take(&mut self.hub) });
     }
 }
 
