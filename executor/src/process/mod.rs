@@ -189,6 +189,10 @@ impl Command {
 
     /// Runs the child to its end, capturing its standard output and error (standard input is
     /// null unless set), as `std::process::Command::output`.
+    ///
+    /// Unlike std's, this leaves the command's standard output and error set to
+    /// [`Stdio::piped`] for later spawns (as tokio's does): std's builder cannot say what it
+    /// was set to, so it cannot be put back.
     pub async fn output(&mut self) -> io::Result<Output> {
         self.std.stdout(Stdio::piped());
         self.std.stderr(Stdio::piped());
@@ -204,6 +208,8 @@ impl Command {
     }
 }
 
+/// Wraps a std command (its standard input counts as set: [`Command::output`] leaves it as it
+/// is).
 impl From<std::process::Command> for Command {
     fn from(std: std::process::Command) -> Command {
         Command {
