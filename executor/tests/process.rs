@@ -330,3 +330,29 @@ fn wait_with_output_reads_both_pipes() {
         assert_eq!(out.stderr, b"two\n");
     });
 }
+
+#[cfg(feature = "tokio-io")]
+#[test]
+fn the_pipes_work_through_tokios_io_traits() {
+    Flavour::Current.build().block_on(async {
+        let mut child = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut stdin, b"through tokio")
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::shutdown(&mut stdin)
+            .await
+            .unwrap();
+        let mut got = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(got, "through tokio");
+        assert!(child.wait().await.unwrap().success());
+    });
+}
