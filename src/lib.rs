@@ -26,6 +26,8 @@
 //! - **The executor** ([`runtime`], [`task`], [`time`], [`io`]) polls futures woken by those
 //!   events: every registration's `udata` names a slot holding its wakers, every timer is an
 //!   EVFILT_TIMER knote, and a sleeping runtime thread is woken by one EVFILT_USER trigger.
+//!   [`signal`] (`ctrl_c`, signal streams) and [`process`] (an async `Command`, each child
+//!   waited for with its own EVFILT_PROC knote) sit on the SIGNAL and PROC filters.
 //!
 //! ```
 //! #[knote::main(flavor = "current_thread")]
