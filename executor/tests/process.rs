@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
@@ -354,5 +355,59 @@ fn the_pipes_work_through_tokios_io_traits() {
             .unwrap();
         assert_eq!(got, "through tokio");
         assert!(child.wait().await.unwrap().success());
+    });
+}
+
+#[test]
+fn an_exit_wakes_only_the_task_waiting_for_that_child() {
+    // No SIGCHLD fan-out: each waiter has its own PROC knote, so the exits of some children
+    // do not poll the waiters of the others.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    Flavour::Current.build().block_on(async {
+        let mut sleepers = Vec::new();
+        for _ in 0..10 {
+            let polls = Arc::new(AtomicUsize::new(0));
+            let counted = Arc::clone(&polls);
+            let mut child = Command::new("sleep")
+                .arg("100")
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let pid = child.id().unwrap();
+            let task = knote_executor::spawn(async move {
+                let mut wait = std::pin::pin!(child.wait());
+                futures_util::future::poll_fn(|cx| {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    wait.as_mut().poll(cx)
+                })
+                .await
+            });
+            sleepers.push((pid, polls, task));
+        }
+        // Let every waiter register and park.
+        while sleepers
+            .iter()
+            .any(|(_, p, _)| p.load(Ordering::SeqCst) == 0)
+        {
+            knote_executor::task::yield_now().await;
+        }
+        for _ in 0..5 {
+            let status = Command::new("true").status().await.unwrap();
+            assert!(status.success());
+        }
+        for (pid, polls, _) in &sleepers {
+            assert_eq!(
+                polls.load(Ordering::SeqCst),
+                1,
+                "the waiter of {pid} was woken"
+            );
+        }
+        for (pid, _, task) in sleepers {
+            // SAFETY: `pid` is our unreaped child (its waiter holds it).
+            assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+            let status = timeout(GUARD, task).await.unwrap().unwrap().unwrap();
+            assert_eq!(status.signal(), Some(libc::SIGKILL));
+        }
     });
 }
