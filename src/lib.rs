@@ -26,6 +26,8 @@
 //! - **The executor** ([`runtime`], [`task`], [`time`], [`io`]) polls futures woken by those
 //!   events: every registration's `udata` names a slot holding its wakers, every timer is an
 //!   EVFILT_TIMER knote, and a sleeping runtime thread is woken by one EVFILT_USER trigger.
+//!   [`signal`] (`ctrl_c`, signal streams) and [`process`] (an async `Command`, each child
+//!   waited for with its own EVFILT_PROC knote) sit on the SIGNAL and PROC filters.
 //!
 //! ```
 //! #[knote::main(flavor = "current_thread")]
@@ -77,7 +79,7 @@ pub use knote_reactor as reactor;
 /// streams (and tokio's, with the `tokio-io` feature).
 pub use knote_net as net;
 
-pub use knote_executor::{fs, io, runtime, sync, task, time};
+pub use knote_executor::{fs, io, process, runtime, signal, sync, task, time};
 pub use knote_executor::{spawn, spawn_blocking, spawn_local, JoinError, JoinHandle, Runtime};
 
 /// Runs an `async fn main` on a knote runtime (multi-thread unless `flavor = "current_thread"`;

@@ -31,6 +31,10 @@
 //! - **I/O** ([`io`]): [`io::Registration`] is the readiness protocol (edge-triggered, cleared
 //!   only by the wait that saw it) and [`io::AsyncFd`] wraps any fd with it.
 //! - **File watching** ([`fs`]): [`fs::watch`] streams an open file's `EVFILT_VNODE` notes.
+//! - **Signals** ([`signal`]): [`signal::ctrl_c`] and [`signal::signal`] on `EVFILT_SIGNAL`,
+//!   one knote per signal per kqueue fanned out to every listener.
+//! - **Processes** ([`process`]): an async [`process::Command`]; each child is waited for with
+//!   its own `EVFILT_PROC` knote, and children dropped unwaited are reaped by a detached reaper.
 //! - A cooperative budget (128 ready results per poll) and a kqueue poll every 61 tasks keep an
 //!   always-ready task from starving I/O, timers or other tasks.
 
@@ -41,7 +45,9 @@ mod driver;
 pub mod fs;
 pub mod io;
 mod loom;
+pub mod process;
 pub mod runtime;
+pub mod signal;
 pub mod task;
 pub mod time;
 

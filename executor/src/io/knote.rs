@@ -43,7 +43,15 @@ impl KnoteRegistration {
 
     /// Registers `change` with the runtime of `handle`.
     pub fn with_handle(change: Kevent, handle: &Handle) -> io::Result<KnoteRegistration> {
-        let driver = handle.driver();
+        KnoteRegistration::with_driver(change, handle.driver())
+    }
+
+    /// Registers `change` with `driver`'s kqueue (a multi-thread runtime's handle picks one
+    /// per call: code that keys knotes by kqueue picks it once and passes it here).
+    pub(crate) fn with_driver(
+        change: Kevent,
+        driver: Arc<Driver>,
+    ) -> io::Result<KnoteRegistration> {
         let token = driver.register_other(change)?;
         Ok(KnoteRegistration {
             driver,
