@@ -142,10 +142,22 @@ fn max_signal() -> i32 {
     {
         libc::SIGRTMAX()
     }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    // The values of each system's <sys/signal.h> (the libc crate has no NSIG for them).
+    #[cfg(any(target_os = "freebsd", target_os = "dragonfly"))]
     {
-        // The BSDs' and macOS's NSIG counts signal 0.
-        libc::NSIG - 1
+        126 // SIGRTMAX
+    }
+    #[cfg(target_os = "netbsd")]
+    {
+        63 // NSIG - 1: SIGRTMAX
+    }
+    #[cfg(target_os = "openbsd")]
+    {
+        32 // NSIG - 1: SIGTHR
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        31 // NSIG - 1: SIGUSR2
     }
 }
 
