@@ -545,3 +545,43 @@ fn asyncfd_outlives_its_runtime() {
         drop(b);
     });
 }
+
+/// `poll_transfer`: a read that moves fewer bytes than asked for clears readiness (the next
+/// poll waits for an event instead of reading `EAGAIN`); a full one keeps it; a new event
+/// makes the fd ready again.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_short_transfer_clears_readiness() {
+    each(|rt, _| {
+        rt.block_on(async {
+            let (a, mut b) = socket_pair();
+            let fd = AsyncFd::with_interest(a, Interest::READABLE).unwrap();
+            let reg = fd.registration();
+            b.write_all(b"abcdef").unwrap();
+            let mut buf = [0u8; 4];
+            // Asked for 4, got 4: readiness is kept (2 bytes are still waiting).
+            let n = std::future::poll_fn(|cx| {
+                reg.poll_transfer(cx, Interest::READABLE, 4, || fd.get_ref().read(&mut buf))
+            })
+            .await
+            .unwrap();
+            assert_eq!(n, 4);
+            assert!(poll!(std::future::poll_fn(|cx| reg.poll_read_ready(cx))).is_ready());
+            // Asked for 4, got 2: drained, readiness cleared without a read that says EAGAIN.
+            let n = std::future::poll_fn(|cx| {
+                reg.poll_transfer(cx, Interest::READABLE, 4, || fd.get_ref().read(&mut buf))
+            })
+            .await
+            .unwrap();
+            assert_eq!(n, 2);
+            assert!(poll!(std::future::poll_fn(|cx| reg.poll_read_ready(cx))).is_pending());
+            b.write_all(b"g").unwrap();
+            let n = std::future::poll_fn(|cx| {
+                reg.poll_transfer(cx, Interest::READABLE, 4, || fd.get_ref().read(&mut buf))
+            })
+            .await
+            .unwrap();
+            assert_eq!(n, 1);
+        });
+    });
+}

@@ -8,43 +8,29 @@
 //! read (or to write) at once use the streams' `async fn`s instead, which keep a waker each.
 //!
 //! A stream read or write that moves fewer bytes than asked for has drained the socket's
-//! buffer (or filled it): readiness is cleared then, so the next call waits for an event
-//! instead of making a system call that would only say `EAGAIN`. The clear is conditional on
-//! no newer event, so an edge that arrived meanwhile is kept.
+//! buffer (or filled it): readiness is cleared then (`Registration::poll_transfer`), so the
+//! next call waits for an event instead of making a system call that would only say `EAGAIN`.
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::AsFd;
 use std::task::{ready, Context, Poll};
 
-use knote_executor::io::{AsyncFd, Registration};
+use knote_executor::io::{AsyncFd, Interest, Registration};
 
-/// Runs `op` when the socket is ready in the read (`write == false`) or write direction,
-/// until it does not return `WouldBlock`; `want` is how many bytes were asked for (a result
-/// below it clears readiness).
+/// `Registration::poll_transfer` in the read (`write == false`) or write direction.
 fn poll_stream_op(
     registration: &Registration,
     cx: &mut Context<'_>,
     write: bool,
     want: usize,
-    mut op: impl FnMut() -> io::Result<usize>,
+    op: impl FnMut() -> io::Result<usize>,
 ) -> Poll<io::Result<usize>> {
-    loop {
-        let event = if write {
-            ready!(registration.poll_write_ready(cx))?
-        } else {
-            ready!(registration.poll_read_ready(cx))?
-        };
-        match op() {
-            Ok(n) => {
-                if n > 0 && n < want {
-                    registration.clear_readiness(event);
-                }
-                return Poll::Ready(Ok(n));
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => registration.clear_readiness(event),
-            Err(e) => return Poll::Ready(Err(e)),
-        }
-    }
+    let interest = if write {
+        Interest::WRITABLE
+    } else {
+        Interest::READABLE
+    };
+    registration.poll_transfer(cx, interest, want, op)
 }
 
 /// Reads into `buf` when readable (an empty `buf` reads nothing, at once).

@@ -320,14 +320,46 @@ impl Registration {
         &self,
         cx: &mut Context<'_>,
         interest: Interest,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_io_clearing(cx, interest, op, |_| false)
+    }
+
+    /// [`poll_io`](Registration::poll_io) for a byte stream (socket, pipe): `op` was asked to
+    /// move `want` bytes, and a transfer of fewer (but some) has drained the fd's buffer, or
+    /// filled it, so readiness is cleared then too: the next call waits for an event instead
+    /// of making a system call that would only say `EAGAIN`. The clear is conditional on no
+    /// newer event, so an edge that arrived meanwhile is kept.
+    pub fn poll_transfer(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        want: usize,
+        op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io_clearing(cx, interest, op, |&n| n > 0 && n < want)
+    }
+
+    /// `poll_io`'s loop; `drained` says of a result whether it also used readiness up.
+    fn poll_io_clearing<R>(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
         mut op: impl FnMut() -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
     ) -> Poll<io::Result<R>> {
         let direction = interest.direction();
         loop {
             let event = ready!(self.poll_ready(cx, direction))?;
             match op() {
+                Ok(r) => {
+                    if drained(&r) {
+                        self.clear_readiness(event);
+                    }
+                    return Poll::Ready(Ok(r));
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(event),
-                result => return Poll::Ready(result),
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }

@@ -46,7 +46,7 @@ impl Pipe {
         let mut file = self.fd.get_ref();
         self.fd
             .registration()
-            .poll_io(cx, Interest::READABLE, || file.read(buf))
+            .poll_transfer(cx, Interest::READABLE, buf.len(), || file.read(buf))
     }
 
     fn poll_read_vectored(
@@ -54,10 +54,11 @@ impl Pipe {
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
+        let want = bufs.iter().map(|b| b.len()).sum();
         let mut file = self.fd.get_ref();
         self.fd
             .registration()
-            .poll_io(cx, Interest::READABLE, || file.read_vectored(bufs))
+            .poll_transfer(cx, Interest::READABLE, want, || file.read_vectored(bufs))
     }
 
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
@@ -67,7 +68,7 @@ impl Pipe {
         let mut file = self.fd.get_ref();
         self.fd
             .registration()
-            .poll_io(cx, Interest::WRITABLE, || file.write(buf))
+            .poll_transfer(cx, Interest::WRITABLE, buf.len(), || file.write(buf))
     }
 
     fn poll_write_vectored(
@@ -75,10 +76,11 @@ impl Pipe {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let want = bufs.iter().map(|b| b.len()).sum();
         let mut file = self.fd.get_ref();
         self.fd
             .registration()
-            .poll_io(cx, Interest::WRITABLE, || file.write_vectored(bufs))
+            .poll_transfer(cx, Interest::WRITABLE, want, || file.write_vectored(bufs))
     }
 
     fn into_owned_fd(self) -> OwnedFd {
