@@ -13,7 +13,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::AsFd;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use knote_executor::io::{AsyncFd, Interest, Registration};
 
@@ -115,7 +115,7 @@ pub(crate) fn poll_read_buf<T: AsFd>(
 where
     for<'a> &'a T: Read,
 {
-    let n = ready!(poll_read(fd, cx, buf.initialize_unfilled()))?;
+    let n = std::task::ready!(poll_read(fd, cx, buf.initialize_unfilled()))?;
     buf.advance(n);
     Poll::Ready(Ok(()))
 }

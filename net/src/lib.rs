@@ -26,6 +26,34 @@
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
+/// The fd traits every socket type has, through its `io: AsyncFd<_>` field: `AsRawFd`, `AsFd`,
+/// and `TryFrom` of the std type (its `from_std`, which sets non-blocking).
+macro_rules! impl_fd {
+    ($ty:ident, $std:ty) => {
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&self.io)
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&self.io)
+            }
+        }
+
+        impl TryFrom<$std> for $ty {
+            type Error = std::io::Error;
+
+            #[doc = concat!("[`", stringify!($ty), "::from_std`].")]
+            fn try_from(socket: $std) -> std::io::Result<$ty> {
+                $ty::from_std(socket)
+            }
+        }
+    };
+}
+pub(crate) use impl_fd;
+
 mod accept;
 mod addr;
 mod io;

@@ -3,7 +3,6 @@
 
 use std::io;
 use std::net::{self, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -158,23 +157,4 @@ impl futures_core::Stream for Incoming<'_> {
     }
 }
 
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.as_fd()
-    }
-}
-
-impl TryFrom<net::TcpListener> for TcpListener {
-    type Error = io::Error;
-
-    /// [`TcpListener::from_std`].
-    fn try_from(listener: net::TcpListener) -> io::Result<TcpListener> {
-        TcpListener::from_std(listener)
-    }
-}
+crate::impl_fd!(TcpListener, net::TcpListener);

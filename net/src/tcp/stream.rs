@@ -3,7 +3,6 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{self, Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -193,23 +192,4 @@ impl_read!(['a] &'a TcpStream, |s| &s.io);
 impl_write!([] TcpStream, |s| &s.io, s.shutdown(Shutdown::Write));
 impl_write!(['a] &'a TcpStream, |s| &s.io, s.shutdown(Shutdown::Write));
 
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.as_fd()
-    }
-}
-
-impl TryFrom<net::TcpStream> for TcpStream {
-    type Error = io::Error;
-
-    /// [`TcpStream::from_std`].
-    fn try_from(stream: net::TcpStream) -> io::Result<TcpStream> {
-        TcpStream::from_std(stream)
-    }
-}
+crate::impl_fd!(TcpStream, net::TcpStream);

@@ -2,7 +2,6 @@
 //! descriptor pressure) as TCP's.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::{self, SocketAddr};
 use std::path::Path;
 
@@ -87,23 +86,4 @@ impl UnixListener {
     }
 }
 
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.as_fd()
-    }
-}
-
-impl TryFrom<net::UnixListener> for UnixListener {
-    type Error = io::Error;
-
-    /// [`UnixListener::from_std`].
-    fn try_from(listener: net::UnixListener) -> io::Result<UnixListener> {
-        UnixListener::from_std(listener)
-    }
-}
+crate::impl_fd!(UnixListener, net::UnixListener);

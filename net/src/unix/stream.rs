@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::{self, SocketAddr};
 use std::path::Path;
 
@@ -132,23 +132,4 @@ impl_read!(['a] &'a UnixStream, |s| &s.io);
 impl_write!([] UnixStream, |s| &s.io, s.shutdown(Shutdown::Write));
 impl_write!(['a] &'a UnixStream, |s| &s.io, s.shutdown(Shutdown::Write));
 
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.as_fd()
-    }
-}
-
-impl TryFrom<net::UnixStream> for UnixStream {
-    type Error = io::Error;
-
-    /// [`UnixStream::from_std`].
-    fn try_from(stream: net::UnixStream) -> io::Result<UnixStream> {
-        UnixStream::from_std(stream)
-    }
-}
+crate::impl_fd!(UnixStream, net::UnixStream);
