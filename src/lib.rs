@@ -79,6 +79,9 @@ pub use knote_reactor as reactor;
 /// streams (and tokio's, with the `tokio-io` feature).
 pub use knote_net as net;
 
+#[cfg(feature = "hyper")]
+pub mod hyper;
+
 pub use knote_executor::{fs, io, process, runtime, signal, sync, task, time};
 pub use knote_executor::{spawn, spawn_blocking, spawn_local, JoinError, JoinHandle, Runtime};
 

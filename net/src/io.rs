@@ -12,7 +12,8 @@
 //! next call waits for an event instead of making a system call that would only say `EAGAIN`.
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::os::fd::AsFd;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd};
 use std::task::{Context, Poll};
 
 use knote_executor::io::{AsyncFd, Interest, Registration};
@@ -48,6 +49,29 @@ where
     let want = buf.len();
     let mut sock = fd.get_ref();
     poll_stream_op(fd.registration(), cx, false, want, || sock.read(buf))
+}
+
+/// Reads into `buf`, which need not be initialised, when readable: `read(2)` straight into
+/// it, so a caller with spare capacity (hyper's read buffer) does not zero it first. On
+/// `Ok(n)` the first `n` bytes of `buf` are initialised (an empty `buf` reads nothing).
+pub(crate) fn poll_read_uninit<T: AsFd>(
+    fd: &AsyncFd<T>,
+    cx: &mut Context<'_>,
+    buf: &mut [MaybeUninit<u8>],
+) -> Poll<io::Result<usize>> {
+    if buf.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    let want = buf.len();
+    let raw = fd.as_raw_fd();
+    poll_stream_op(fd.registration(), cx, false, want, || {
+        // SAFETY: `buf` is a live exclusive borrow, valid for writes of `want` bytes, and
+        // read(2) writes at most `want`; the kernel never reads them, so their being
+        // uninitialised does not matter. `raw` is open: `fd` owns it for this borrow.
+        let n = unsafe { libc::read(raw, buf.as_mut_ptr().cast(), want) };
+        // A negative count is the error in errno; any other fits a usize.
+        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+    })
 }
 
 /// Reads into `bufs` (one `readv`) when readable.

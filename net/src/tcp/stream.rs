@@ -2,6 +2,7 @@
 //! `tokio-io` feature, tokio) `AsyncRead`/`AsyncWrite` on it and on `&TcpStream`.
 
 use std::io::{self, IoSlice, Read, Write};
+use std::mem::MaybeUninit;
 use std::net::{self, Shutdown, SocketAddr};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -143,6 +144,18 @@ impl TcpStream {
         self.io
             .async_io(Interest::WRITABLE, |mut s| s.write_vectored(bufs))
             .await
+    }
+
+    /// Reads into `buf`, which need not be initialised, waiting until readable (one waker
+    /// kept for reads, as `poll_read`): the bytes go straight from `read(2)` into `buf`, so a
+    /// buffer's spare capacity is filled without being zeroed first. On `Ok(n)` the first `n`
+    /// bytes of `buf` are initialised; `Ok(0)` is EOF (or an empty `buf`).
+    pub fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        crate::io::poll_read_uninit(&self.io, cx, buf)
     }
 
     /// Reads into `buf` if data is there now, without waiting (`WouldBlock` if not).

@@ -3,10 +3,12 @@
 //! `&UnixStream`.
 
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::os::unix::net::{self, SocketAddr};
 use std::path::Path;
+use std::task::{Context, Poll};
 
 use knote_executor::io::{AsyncFd, Interest};
 use socket2::{Domain, SockAddr, Type};
@@ -112,6 +114,18 @@ impl UnixStream {
         self.io
             .async_io(Interest::WRITABLE, |mut s| s.write(buf))
             .await
+    }
+
+    /// Reads into `buf`, which need not be initialised, waiting until readable (one waker
+    /// kept for reads, as `poll_read`): the bytes go straight from `read(2)` into `buf`, so a
+    /// buffer's spare capacity is filled without being zeroed first. On `Ok(n)` the first `n`
+    /// bytes of `buf` are initialised; `Ok(0)` is EOF (or an empty `buf`).
+    pub fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        crate::io::poll_read_uninit(&self.io, cx, buf)
     }
 
     /// Reads if data is there now, without waiting (`WouldBlock` if not).
