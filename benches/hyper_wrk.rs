@@ -1,0 +1,261 @@
+//! HTTP hello world under `wrk`: the `hyper_hello` example's service function, served by
+//! hyper's HTTP/1 connection builder on knote (`knote::hyper`) and on tokio (hyper-util's
+//! `TokioIo`/`TokioTimer`), the runtime being the only difference. Each flavour
+//! (current-thread, multi-thread with two workers) is run in interleaved rounds, knote then
+//! tokio, each round a fresh server in this process and one `wrk -c64 -t1` run against it;
+//! it prints every round's requests per second and the ratio of the medians knote ÷ tokio,
+//! with the spread of the per-round ratios.
+//!
+//! ```text
+//! cargo bench --features hyper --bench hyper_wrk
+//! HYPER_WRK_ROUNDS=7 HYPER_WRK_SECS=5 HYPER_WRK_FLAVOURS=current cargo bench ...
+//! ```
+//!
+//! wrk is pinned to the last CPU with `taskset` (when there are two or more and taskset is
+//! installed), and a current-thread server to CPU 0, so load and server do not share a core.
+
+#[allow(dead_code)]
+#[path = "../examples/hyper_hello.rs"]
+mod hyper_hello;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use futures_util::future;
+use hyper::service::service_fn;
+
+/// Which runtime serves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Side {
+    Knote,
+    Tokio,
+}
+
+/// A server on its own thread; dropping it stops the server and joins its thread.
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            t.join().expect("server thread panicked");
+        }
+    }
+}
+
+fn pin_to_cpu(cpu: usize) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: a zeroed cpu_set_t is an empty set, CPU_SET writes inside it, and
+    // sched_setaffinity(0) reads it for this thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!(
+                "hyper_wrk: cannot pin to CPU {cpu}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cpu;
+}
+
+fn start(side: Side, multi: bool, pin_server: bool) -> Server {
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = thread::spawn(move || {
+        if pin_server && !multi {
+            pin_to_cpu(0);
+        }
+        match side {
+            Side::Knote => serve_knote(multi, addr_tx, stop_rx),
+            Side::Tokio => serve_tokio(multi, addr_tx, stop_rx),
+        }
+    });
+    let addr = addr_rx.recv().expect("the server did not start");
+    Server {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+fn serve_knote(
+    multi: bool,
+    addr_tx: mpsc::Sender<SocketAddr>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    use knote::hyper::{KnoteIo, KnoteTimer};
+    let rt = if multi {
+        knote::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+    } else {
+        knote::runtime::Builder::new_current_thread().build()
+    }
+    .unwrap();
+    rt.block_on(async {
+        let listener = knote::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addr_tx.send(listener.local_addr().unwrap()).unwrap();
+        let accept = async {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                knote::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(KnoteTimer::new())
+                        .serve_connection(KnoteIo::new(stream), service_fn(hyper_hello::hello))
+                        .await;
+                });
+            }
+        };
+        futures_util::pin_mut!(accept);
+        // The accept loop never ends by itself: the stop signal (or its sender dropped) ends
+        // the server.
+        let _stopped = future::select(accept, stop).await;
+    });
+}
+
+fn serve_tokio(
+    multi: bool,
+    addr_tx: mpsc::Sender<SocketAddr>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let rt = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addr_tx.send(listener.local_addr().unwrap()).unwrap();
+        let accept = async {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .serve_connection(TokioIo::new(stream), service_fn(hyper_hello::hello))
+                        .await;
+                });
+            }
+        };
+        futures_util::pin_mut!(accept);
+        // The accept loop never ends by itself: the stop signal (or its sender dropped) ends
+        // the server.
+        let _stopped = future::select(accept, stop).await;
+    });
+}
+
+/// Runs wrk against `addr`; its requests per second.
+fn wrk(addr: SocketAddr, secs: u64, pin: Option<usize>) -> f64 {
+    let url = format!("http://{addr}/");
+    let duration = format!("{secs}s");
+    let wrk_args = ["-c64", "-t1", "-d", duration.as_str(), url.as_str()];
+    let output = match pin {
+        Some(cpu) => Command::new("taskset")
+            .arg("-c")
+            .arg(cpu.to_string())
+            .arg("wrk")
+            .args(wrk_args)
+            .output(),
+        None => Command::new("wrk").args(wrk_args).output(),
+    }
+    .unwrap_or_else(|e| panic!("hyper_wrk: cannot run wrk (is it installed?): {e}"));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !text.contains("Non-2xx"),
+        "the server answered errors: {text}"
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output: {text}"))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: not a valid value: {v:?}")),
+        Err(_) => default,
+    }
+}
+
+fn main() {
+    let rounds: usize = env_or("HYPER_WRK_ROUNDS", 5);
+    let secs: u64 = env_or("HYPER_WRK_SECS", 5);
+    let flavours: String = env_or("HYPER_WRK_FLAVOURS", "current,multi".to_owned());
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    let taskset = Command::new("taskset").arg("-V").output().is_ok();
+    let wrk_cpu = (cpus >= 2 && taskset).then(|| cpus - 1);
+    for flavour in flavours.split(',') {
+        let multi = match flavour {
+            "current" => false,
+            "multi" => true,
+            other => panic!("HYPER_WRK_FLAVOURS: unknown flavour {other:?} (current, multi)"),
+        };
+        let mut knote = Vec::new();
+        let mut tokio = Vec::new();
+        let mut ratios = Vec::new();
+        for round in 0..rounds {
+            let mut pair = [0.0; 2];
+            for (i, side) in [Side::Knote, Side::Tokio].into_iter().enumerate() {
+                let server = start(side, multi, wrk_cpu.is_some());
+                // A moment for the listener, then the load.
+                thread::sleep(Duration::from_millis(50));
+                pair[i] = wrk(server.addr, secs, wrk_cpu);
+                drop(server);
+            }
+            println!(
+                "hyper_wrk {flavour} round {round}: knote {:.0} req/s, tokio {:.0} req/s, ratio {:.3}",
+                pair[0],
+                pair[1],
+                pair[0] / pair[1]
+            );
+            knote.push(pair[0]);
+            tokio.push(pair[1]);
+            ratios.push(pair[0] / pair[1]);
+        }
+        let (k, t) = (median(&mut knote), median(&mut tokio));
+        median(&mut ratios);
+        println!(
+            "hyper_wrk {flavour}: median knote {k:.0} req/s, tokio {t:.0} req/s, \
+             ratio of medians knote/tokio {:.3} (per-round ratios {:.3}..{:.3}, {rounds} rounds of {secs} s)",
+            k / t,
+            ratios[0],
+            ratios[ratios.len() - 1]
+        );
+    }
+}
