@@ -11,6 +11,9 @@
 //! HYPER_WRK_ROUNDS=7 HYPER_WRK_SECS=5 HYPER_WRK_FLAVOURS=current cargo bench ...
 //! ```
 //!
+//! `HYPER_WRK_SIDE=knote` (or `tokio`) runs one side only, for `strace -c -f` or a profiler
+//! on one runtime at a time (no ratio is printed then).
+//!
 //! wrk is pinned to the last CPU with `taskset` (when there are two or more and taskset is
 //! installed), and a current-thread server to CPU 0, so load and server do not share a core.
 
@@ -217,6 +220,12 @@ fn main() {
     let rounds: usize = env_or("HYPER_WRK_ROUNDS", 5);
     let secs: u64 = env_or("HYPER_WRK_SECS", 5);
     let flavours: String = env_or("HYPER_WRK_FLAVOURS", "current,multi".to_owned());
+    let sides: Vec<Side> = match env_or("HYPER_WRK_SIDE", String::new()).as_str() {
+        "" => vec![Side::Knote, Side::Tokio],
+        "knote" => vec![Side::Knote],
+        "tokio" => vec![Side::Tokio],
+        other => panic!("HYPER_WRK_SIDE: unknown side {other:?} (knote, tokio)"),
+    };
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
     let taskset = Command::new("taskset").arg("-V").output().is_ok();
     let wrk_cpu = (cpus >= 2 && taskset).then(|| cpus - 1);
@@ -231,12 +240,19 @@ fn main() {
         let mut ratios = Vec::new();
         for round in 0..rounds {
             let mut pair = [0.0; 2];
-            for (i, side) in [Side::Knote, Side::Tokio].into_iter().enumerate() {
+            for &side in &sides {
                 let server = start(side, multi, wrk_cpu.is_some());
                 // A moment for the listener, then the load.
                 thread::sleep(Duration::from_millis(50));
-                pair[i] = wrk(server.addr, secs, wrk_cpu);
+                let rate = wrk(server.addr, secs, wrk_cpu);
                 drop(server);
+                if sides.len() == 1 {
+                    println!("hyper_wrk {flavour} round {round}: {side:?} {rate:.0} req/s");
+                }
+                pair[(side == Side::Tokio) as usize] = rate;
+            }
+            if sides.len() == 1 {
+                continue;
             }
             println!(
                 "hyper_wrk {flavour} round {round}: knote {:.0} req/s, tokio {:.0} req/s, ratio {:.3}",
@@ -247,6 +263,9 @@ fn main() {
             knote.push(pair[0]);
             tokio.push(pair[1]);
             ratios.push(pair[0] / pair[1]);
+        }
+        if sides.len() == 1 {
+            continue;
         }
         let (k, t) = (median(&mut knote), median(&mut tokio));
         median(&mut ratios);
