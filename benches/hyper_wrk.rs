@@ -4,7 +4,10 @@
 //! (current-thread, multi-thread with two workers) is run in interleaved rounds, knote then
 //! tokio, each round a fresh server in this process and one `wrk -c64 -t1` run against it;
 //! it prints every round's requests per second and the ratio of the medians knote ÷ tokio,
-//! with the spread of the per-round ratios.
+//! with the spread of the per-round ratios. It prints the same for requests per CPU-second
+//! of this process (the server: wrk is a child, not counted) — on a machine where wrk or
+//! other load is the bottleneck, the server is partly idle and requests per second say more
+//! about the load generator than the runtime, while CPU per request still measures the server.
 //!
 //! ```text
 //! cargo bench --features hyper --bench hyper_wrk
@@ -166,8 +169,27 @@ fn serve_tokio(
     });
 }
 
-/// Runs wrk against `addr`; its requests per second.
-fn wrk(addr: SocketAddr, secs: u64, pin: Option<usize>) -> f64 {
+/// This process's CPU time so far (user + system, all threads; not its children).
+fn cpu_seconds() -> f64 {
+    // SAFETY: a zeroed rusage is a valid value for getrusage to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// One wrk run: requests per second, and requests per CPU-second of the server.
+#[derive(Clone, Copy, Default)]
+struct Run {
+    rate: f64,
+    per_cpu: f64,
+}
+
+/// Runs wrk against `addr`.
+fn wrk(addr: SocketAddr, secs: u64, pin: Option<usize>) -> Run {
+    let cpu_before = cpu_seconds();
     let url = format!("http://{addr}/");
     let duration = format!("{secs}s");
     let wrk_args = ["-c64", "-t1", "-d", duration.as_str(), url.as_str()];
@@ -181,6 +203,7 @@ fn wrk(addr: SocketAddr, secs: u64, pin: Option<usize>) -> f64 {
         None => Command::new("wrk").args(wrk_args).output(),
     }
     .unwrap_or_else(|e| panic!("hyper_wrk: cannot run wrk (is it installed?): {e}"));
+    let cpu = cpu_seconds() - cpu_before;
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -191,10 +214,21 @@ fn wrk(addr: SocketAddr, secs: u64, pin: Option<usize>) -> f64 {
         !text.contains("Non-2xx"),
         "the server answered errors: {text}"
     );
-    text.lines()
+    let rate: f64 = text
+        .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output: {text}"))
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output: {text}"));
+    // "  123456 requests in 5.00s, ..."
+    let requests: f64 = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk's output: {text}"));
+    Run {
+        rate,
+        per_cpu: requests / cpu.max(1e-9),
+    }
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -235,46 +269,53 @@ fn main() {
             "multi" => true,
             other => panic!("HYPER_WRK_FLAVOURS: unknown flavour {other:?} (current, multi)"),
         };
-        let mut knote = Vec::new();
-        let mut tokio = Vec::new();
-        let mut ratios = Vec::new();
+        let mut runs: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
         for round in 0..rounds {
-            let mut pair = [0.0; 2];
+            let mut pair = [Run::default(); 2];
             for &side in &sides {
                 let server = start(side, multi, wrk_cpu.is_some());
                 // A moment for the listener, then the load.
                 thread::sleep(Duration::from_millis(50));
-                let rate = wrk(server.addr, secs, wrk_cpu);
+                let run = wrk(server.addr, secs, wrk_cpu);
                 drop(server);
                 if sides.len() == 1 {
-                    println!("hyper_wrk {flavour} round {round}: {side:?} {rate:.0} req/s");
+                    println!(
+                        "hyper_wrk {flavour} round {round}: {side:?} {:.0} req/s, {:.0} req/CPU-s",
+                        run.rate, run.per_cpu
+                    );
                 }
-                pair[(side == Side::Tokio) as usize] = rate;
+                pair[(side == Side::Tokio) as usize] = run;
             }
             if sides.len() == 1 {
                 continue;
             }
             println!(
-                "hyper_wrk {flavour} round {round}: knote {:.0} req/s, tokio {:.0} req/s, ratio {:.3}",
-                pair[0],
-                pair[1],
-                pair[0] / pair[1]
+                "hyper_wrk {flavour} round {round}: knote {:.0} req/s {:.0} req/CPU-s, \
+                 tokio {:.0} req/s {:.0} req/CPU-s",
+                pair[0].rate, pair[0].per_cpu, pair[1].rate, pair[1].per_cpu
             );
-            knote.push(pair[0]);
-            tokio.push(pair[1]);
-            ratios.push(pair[0] / pair[1]);
+            runs[0].push(pair[0]);
+            runs[1].push(pair[1]);
         }
         if sides.len() == 1 {
             continue;
         }
-        let (k, t) = (median(&mut knote), median(&mut tokio));
-        median(&mut ratios);
-        println!(
-            "hyper_wrk {flavour}: median knote {k:.0} req/s, tokio {t:.0} req/s, \
-             ratio of medians knote/tokio {:.3} (per-round ratios {:.3}..{:.3}, {rounds} rounds of {secs} s)",
-            k / t,
-            ratios[0],
-            ratios[ratios.len() - 1]
-        );
+        for (what, get) in [
+            ("req/s", (|r: &Run| r.rate) as fn(&Run) -> f64),
+            ("req/CPU-s", |r: &Run| r.per_cpu),
+        ] {
+            let mut knote: Vec<f64> = runs[0].iter().map(get).collect();
+            let mut tokio: Vec<f64> = runs[1].iter().map(get).collect();
+            let mut ratios: Vec<f64> = knote.iter().zip(&tokio).map(|(k, t)| k / t).collect();
+            let (k, t) = (median(&mut knote), median(&mut tokio));
+            median(&mut ratios);
+            println!(
+                "hyper_wrk {flavour} {what}: median knote {k:.0}, tokio {t:.0}, ratio of medians \
+                 knote/tokio {:.3} (per-round ratios {:.3}..{:.3}, {rounds} rounds of {secs} s)",
+                k / t,
+                ratios[0],
+                ratios[ratios.len() - 1]
+            );
+        }
     }
 }
