@@ -28,6 +28,9 @@
 //!   EVFILT_TIMER knote, and a sleeping runtime thread is woken by one EVFILT_USER trigger.
 //!   [`signal`] (`ctrl_c`, signal streams) and [`process`] (an async `Command`, each child
 //!   waited for with its own EVFILT_PROC knote) sit on the SIGNAL and PROC filters.
+//! - **HTTP** (the `hyper` feature): `knote::hyper` gives hyper 1.x its I/O, executor and
+//!   timer on knote, so unmodified hyper servers and clients, hyper-util's auto builder and
+//!   axum run on a knote runtime, with no tokio runtime in the process.
 //!
 //! ```
 //! #[knote::main(flavor = "current_thread")]

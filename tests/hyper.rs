@@ -87,7 +87,7 @@ async fn serve_h2(stream: TcpStream) -> Result<(), String> {
         .timer(KnoteTimer::new())
         .serve_connection(KnoteIo::new(stream), service_fn(service))
         .await
-        .map_err(|e| format!("http2 server: {e}"))
+        .map_err(|e| format!("http2 server: {e:?}"))
 }
 
 async fn serve_auto(stream: TcpStream) -> Result<(), String> {
@@ -451,6 +451,28 @@ async fn vectored_writes_send_every_slice_in_order() {
     );
 }
 
+/// Shutting down a connection the peer has reset is `Ok` (hyper's graceful HTTP/2 close
+/// hit `ENOTCONN` when the client had closed with the server's GOAWAY unread).
+#[knote::test]
+async fn shutdown_after_the_peer_reset_is_ok() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = TcpStream::connect(addr).await.unwrap();
+    let (stream, _) = listener.accept().await.unwrap();
+    // Linger zero: closing sends RST.
+    peer.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(peer);
+    let mut buf = [0; 16];
+    let err = bound("the reset", stream.read(&mut buf)).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    let raw = stream.shutdown(std::net::Shutdown::Write).unwrap_err();
+    assert_eq!(raw.kind(), std::io::ErrorKind::NotConnected, "{raw}");
+    let mut io = KnoteIo::new(stream);
+    poll_fn(|cx| Pin::new(&mut io).poll_shutdown(cx))
+        .await
+        .unwrap();
+}
+
 /// `header_read_timeout` through `KnoteTimer` on the real clock: a client that connects and
 /// never sends is dropped by the server, which reports a timeout.
 #[knote::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,8 +488,9 @@ async fn header_read_timeout_drops_a_silent_client() {
             .await
     });
     bound("silent client", async {
-        let mut silent = TcpStream::connect(addr).await.unwrap();
+        // Before connecting: the server's timer may start before `connect` returns here.
         let started = std::time::Instant::now();
+        let mut silent = TcpStream::connect(addr).await.unwrap();
         let result = server.await.unwrap();
         let err = result.expect_err("a silent client must time out");
         assert!(err.is_timeout(), "not a timeout: {err}");

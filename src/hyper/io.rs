@@ -81,10 +81,21 @@ macro_rules! impl_stream {
             }
 
             fn shutdown_write(&self) -> io::Result<()> {
-                self.shutdown(Shutdown::Write)
+                shutdown_result(self.shutdown(Shutdown::Write))
             }
         }
     };
+}
+
+/// What shutting the write side down reports: `ENOTCONN` means the peer already reset the
+/// connection (a client closing with a reply unread does that), so nothing more can reach
+/// it, which is what the shutdown was for: hyper's graceful close then ends cleanly instead
+/// of as an I/O error. Every other error is passed on.
+fn shutdown_result(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        other => other,
+    }
 }
 
 impl_stream!(TcpStream);
@@ -170,7 +181,8 @@ impl<T: Stream> Write for KnoteIo<T> {
         Poll::Ready(Ok(()))
     }
 
-    /// Shuts the socket's write side (the peer reads EOF); reading goes on.
+    /// Shuts the socket's write side (the peer reads EOF); reading goes on. A connection the
+    /// peer already reset has nothing left to shut: that is `Ok`.
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(self.inner.shutdown_write())
     }
