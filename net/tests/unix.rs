@@ -313,3 +313,26 @@ fn owned_halves_and_reunite() {
         });
     });
 }
+
+/// The Unix halves are the generic TCP ones: tokio's traits come with them too.
+#[cfg(feature = "tokio-io")]
+#[test]
+fn halves_have_tokio_traits() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
+    on(&BOTH, |rt, _| {
+        rt.block_on(async {
+            let (a, b) = UnixStream::pair().unwrap();
+            let (ra, _wa) = a.into_split();
+            let mut b = b;
+            let (_rb, wb) = UnixStream::split(&mut b);
+            let mut out = FramedWrite::new(wb, LinesCodec::new());
+            out.send("one line").await.unwrap();
+            SinkExt::<&str>::close(&mut out).await.unwrap(); // shuts b's write side
+            let mut lines = FramedRead::new(ra, LinesCodec::new());
+            let line = timeout(LIMIT, lines.next()).await.unwrap();
+            assert_eq!(line.unwrap().unwrap(), "one line");
+            assert!(lines.next().await.is_none(), "EOF after the close");
+        });
+    });
+}
