@@ -15,8 +15,10 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::process::ExitCode;
 
+use futures_util::future::{select, Either};
 use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use knote::net::{TcpListener, TcpStream};
 use knote::runtime::Builder;
@@ -121,21 +123,39 @@ pub struct Carried {
 }
 
 /// Joins `client` to `upstream` until both directions have reached EOF: the client-to-upstream
-/// copy in a task of its own, the other in this one.
+/// copy in a task of its own, the other in this one. An error in either direction ends the
+/// other at once (its halves dropped), so a broken connection is closed, not left half-open.
 pub async fn proxy(client: TcpStream, upstream: TcpStream) -> io::Result<Carried> {
     client.set_nodelay(true)?;
     upstream.set_nodelay(true)?;
     let (client_read, client_write) = client.into_split();
     let (upstream_read, upstream_write) = upstream.into_split();
     let forward = knote::spawn(copy_half(client_read, upstream_write));
-    let back = copy_half(upstream_read, client_write).await;
-    let forward = forward
-        .await
-        .map_err(|e| io::Error::other(format!("the client-to-upstream task failed: {e}")))?;
-    Ok(Carried {
-        to_upstream: forward?,
-        to_client: back?,
-    })
+    let back = pin!(copy_half(upstream_read, client_write));
+    let joined = |r: Result<io::Result<u64>, knote::task::JoinError>| {
+        r.map_err(|e| io::Error::other(format!("the client-to-upstream task failed: {e}")))?
+    };
+    // Whichever direction ends first: an error ends the other at once (a broken connection
+    // is closed, not left half-open), EOF waits for the other's EOF.
+    match select(forward, back).await {
+        Either::Left((forward, back)) => {
+            let to_upstream = joined(forward)?; // on error, `back` is dropped with its halves
+            Ok(Carried {
+                to_upstream,
+                to_client: back.await?,
+            })
+        }
+        Either::Right((back, forward)) => match back {
+            Ok(to_client) => Ok(Carried {
+                to_upstream: joined(forward.await)?,
+                to_client,
+            }),
+            Err(err) => {
+                forward.abort();
+                Err(err)
+            }
+        },
+    }
 }
 
 /// What [`serve`] did, returned when it stops.

@@ -288,6 +288,49 @@ fn a_refused_upstream_ends_that_connection_only() {
     assert_eq!(stats.failed, 1);
 }
 
+/// The upstream resets while the client is idle (not closing its side): the proxy closes the
+/// client's connection too instead of waiting on the client forever.
+#[test]
+fn a_reset_upstream_closes_the_client_side() {
+    for current_thread in [true, false] {
+        let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let upstream_addr = upstream.local_addr().unwrap();
+        let upstream_side = thread::spawn(move || {
+            let (s, _) = upstream.accept().unwrap();
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: `s` is an open socket; `linger` is a valid `struct linger` of the size
+            // passed.
+            let rc = unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&s),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+            drop(s); // SO_LINGER 0: the close sends RST
+        });
+        let rt = runtime(current_thread);
+        let (stats, ()) = through_proxy(&rt, upstream_addr, 1, |addr| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            let mut rest = Vec::new();
+            match s.read_to_end(&mut rest) {
+                Ok(_) => assert!(rest.is_empty()),
+                Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+            }
+        });
+        upstream_side.join().unwrap();
+        assert_eq!(stats.accepted, 1);
+        assert_eq!(stats.failed, 1, "the reset is the connection's error");
+    }
+}
+
 #[test]
 fn command_line() {
     let args = |a: &[&str]| parse_args(a.iter().map(|s| s.to_string()));
