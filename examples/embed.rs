@@ -25,7 +25,8 @@
 //! - on end of input the host waits for the outstanding replies, drops the runtime (which cancels
 //!   the heartbeat task) and prints a summary.
 //!
-//! The loop lives in [`run`], which `tests/embed.rs` calls with a pipe as input.
+//! The loop lives in [`run`], which `tests/embed.rs` calls with a pipe as input. `--help`
+//! prints the usage. Exit codes: 0 done, 1 an I/O or runtime error, 2 a bad command line.
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
@@ -269,6 +270,42 @@ pub fn feed(mut w: File, lines: &[&str], gap: Duration) -> io::Result<()> {
     Ok(())
 }
 
+/// The usage `--help` prints.
+pub const USAGE: &str = "usage: embed [--pipe]
+
+A host loop of its own (poll(2)) driving knote tasks and timers through a
+LocalRuntime: each input line gets a delayed reply, a heartbeat ticks.
+
+  --pipe   read lines written by a helper thread instead of standard input
+  --help   print this and exit
+
+Without --pipe it reads standard input until end of input (Ctrl-D).";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Print the usage.
+    Help,
+    /// Run the host loop; `true`: on lines from a helper thread (`--pipe`).
+    Run {
+        /// Lines from a helper thread instead of standard input.
+        pipe: bool,
+    },
+}
+
+/// Parses the arguments (without the program name).
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut pipe = false;
+    for arg in args {
+        match arg.as_str() {
+            "--help" | "-h" => return Ok(Command::Help),
+            "--pipe" => pipe = true,
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    Ok(Command::Run { pipe })
+}
+
 /// Standard input as an unbuffered `File` (a duplicate of fd 0), if there is a usable one.
 fn stdin_file() -> Option<File> {
     let fd = io::stdin().as_fd().try_clone_to_owned().ok()?;
@@ -276,7 +313,17 @@ fn stdin_file() -> Option<File> {
 }
 
 fn main() -> ExitCode {
-    let use_pipe = std::env::args().skip(1).any(|a| a == "--pipe");
+    let use_pipe = match parse_args(std::env::args().skip(1)) {
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Run { pipe }) => pipe,
+        Err(err) => {
+            eprintln!("embed: {err}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     let config = Config::default();
 
     let mut helper = None;

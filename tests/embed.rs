@@ -298,3 +298,15 @@ fn turn_with_a_timeout_waits_for_a_timer() {
         rt.turn(Some(Duration::from_secs(1))).expect("turn");
     }
 }
+
+#[test]
+fn command_line() {
+    use embed::{parse_args, Command};
+    let args = |a: &[&str]| parse_args(a.iter().map(|s| s.to_string()));
+    assert_eq!(args(&["--help"]), Ok(Command::Help));
+    assert_eq!(args(&["--pipe", "-h"]), Ok(Command::Help));
+    assert_eq!(args(&[]), Ok(Command::Run { pipe: false }));
+    assert_eq!(args(&["--pipe"]), Ok(Command::Run { pipe: true }));
+    assert!(args(&["--bogus"]).is_err());
+    assert!(args(&["file"]).is_err());
+}

@@ -48,14 +48,9 @@ mod loom;
 pub mod process;
 pub mod runtime;
 pub mod signal;
+pub mod sync;
 pub mod task;
 pub mod time;
-
-/// Channels, from `futures-channel` (well-measured and runtime-agnostic; knote adds none of
-/// its own).
-pub mod sync {
-    pub use futures_channel::{mpsc, oneshot};
-}
 
 pub use runtime::{Builder, Handle, LocalRuntime, Runtime};
 pub use task::{spawn, spawn_blocking, spawn_local, JoinError, JoinHandle};

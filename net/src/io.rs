@@ -145,10 +145,11 @@ where
 }
 
 /// Implements the read traits for a stream type: `$ty` (with optional generics), `|$s| $fd`
-/// naming its `&AsyncFd<_>` from `$s: &$ty`.
+/// naming its `&AsyncFd<_>` from `$s: &$ty`, and an optional `where [...]` clause for generic
+/// types.
 macro_rules! impl_read {
-    ([$($gen:tt)*] $ty:ty, |$s:ident| $fd:expr) => {
-        impl<$($gen)*> futures_io::AsyncRead for $ty {
+    ([$($gen:tt)*] $ty:ty $(where [$($wc:tt)*])?, |$s:ident| $fd:expr) => {
+        impl<$($gen)*> futures_io::AsyncRead for $ty $(where $($wc)*)? {
             fn poll_read(
                 self: std::pin::Pin<&mut Self>,
                 cx: &mut std::task::Context<'_>,
@@ -169,7 +170,7 @@ macro_rules! impl_read {
         }
 
         #[cfg(feature = "tokio-io")]
-        impl<$($gen)*> tokio::io::AsyncRead for $ty {
+        impl<$($gen)*> tokio::io::AsyncRead for $ty $(where $($wc)*)? {
             fn poll_read(
                 self: std::pin::Pin<&mut Self>,
                 cx: &mut std::task::Context<'_>,
@@ -183,10 +184,11 @@ macro_rules! impl_read {
 }
 
 /// Implements the write traits for a stream type: `|$s| $fd` names its `&AsyncFd<_>`, and
-/// `$shutdown` (a function of `$s`) shuts its write side, which is what closing means.
+/// `$shutdown` (a function of `$s`) shuts its write side, which is what closing means; an
+/// optional `where [...]` clause as `impl_read!`'s.
 macro_rules! impl_write {
-    ([$($gen:tt)*] $ty:ty, |$s:ident| $fd:expr, $shutdown:expr) => {
-        impl<$($gen)*> futures_io::AsyncWrite for $ty {
+    ([$($gen:tt)*] $ty:ty $(where [$($wc:tt)*])?, |$s:ident| $fd:expr, $shutdown:expr) => {
+        impl<$($gen)*> futures_io::AsyncWrite for $ty $(where $($wc)*)? {
             fn poll_write(
                 self: std::pin::Pin<&mut Self>,
                 cx: &mut std::task::Context<'_>,
@@ -224,7 +226,7 @@ macro_rules! impl_write {
         }
 
         #[cfg(feature = "tokio-io")]
-        impl<$($gen)*> tokio::io::AsyncWrite for $ty {
+        impl<$($gen)*> tokio::io::AsyncWrite for $ty $(where $($wc)*)? {
             fn poll_write(
                 self: std::pin::Pin<&mut Self>,
                 cx: &mut std::task::Context<'_>,

@@ -97,6 +97,29 @@ fn connect_refused_is_an_error() {
     });
 }
 
+/// "Unreachable" made deterministic on loopback-only machines: a TCP connect to the IPv4
+/// limited-broadcast or a multicast address is refused by the stack itself before any packet
+/// is sent (Linux answers `ENETUNREACH`; the BSDs and macOS an error too), whatever the
+/// routing table holds, where a TEST-NET address would depend on a default route and time out.
+#[test]
+fn connect_unreachable_is_an_error() {
+    on(&BOTH, |rt, _| {
+        for addr in ["255.255.255.255:9", "224.0.0.1:9"] {
+            let err = rt
+                .block_on(timeout(LIMIT, TcpStream::connect(addr)))
+                .expect("connect finished")
+                .expect_err("no TCP to broadcast or multicast");
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            assert_eq!(err.raw_os_error(), Some(libc::ENETUNREACH), "{addr}: {err}");
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            assert!(
+                err.raw_os_error().is_some(),
+                "{addr}: a kernel error, {err}"
+            );
+        }
+    });
+}
+
 #[test]
 fn connect_by_name_tries_each_address() {
     on(&BOTH, |rt, _| {

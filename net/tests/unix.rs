@@ -214,3 +214,125 @@ fn datagrams_over_abstract_names() {
         });
     });
 }
+
+#[test]
+fn incoming_is_a_stream_of_connections() {
+    use futures_util::StreamExt;
+    on(&BOTH, |rt, _| {
+        rt.block_on(async {
+            let path = TempPath::new("incoming");
+            let listener = UnixListener::bind(&path.0).unwrap();
+            let server = spawn(async move {
+                let mut incoming = listener.incoming();
+                for _ in 0..3 {
+                    let mut s = incoming.next().await.expect("never ends").unwrap();
+                    let mut buf = Vec::new();
+                    s.read_to_end(&mut buf).await.unwrap();
+                    s.write_all(&buf).await.unwrap();
+                    s.close().await.unwrap();
+                }
+                listener.accept_metrics().accepted
+            });
+            for i in 0..3u8 {
+                let client = UnixStream::connect(&path.0).await.unwrap();
+                round_trip(client, &[i; 100]).await;
+            }
+            let accepted = timeout(LIMIT, server).await.unwrap().unwrap();
+            assert_eq!(accepted, 3);
+        });
+    });
+}
+
+#[test]
+fn borrowed_halves_read_and_write_at_once() {
+    on(&BOTH, |rt, _| {
+        rt.block_on(async {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            let echo = spawn(async move {
+                let mut b = b;
+                let (mut r, mut w) = UnixStream::split(&mut b);
+                futures_util::io::copy(&mut r, &mut w).await.unwrap();
+                w.close().await.unwrap();
+            });
+            let message: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+            let (mut r, mut w) = UnixStream::split(&mut a);
+            assert!(r.local_addr().unwrap().is_unnamed());
+            assert!(w.peer_addr().unwrap().is_unnamed());
+            let write = async {
+                w.write_all(&message).await.unwrap();
+                w.close().await.unwrap(); // the write side shuts; reads go on
+            };
+            let read = async {
+                let mut back = Vec::new();
+                r.read_to_end(&mut back).await.unwrap();
+                back
+            };
+            let ((), back) = futures_util::join!(write, read);
+            assert!(back == message, "the echo differs");
+            timeout(LIMIT, echo).await.unwrap().unwrap();
+        });
+    });
+}
+
+#[test]
+fn owned_halves_and_reunite() {
+    on(&BOTH, |rt, _| {
+        rt.block_on(async {
+            let (a, mut peer_a) = UnixStream::pair().unwrap();
+            let (b, _peer_b) = UnixStream::pair().unwrap();
+            let (mut ra, mut wa) = a.into_split();
+            let (rb, wb) = b.into_split();
+            let writer = spawn(async move {
+                wa.write_all(b"owned halves").await.unwrap();
+                wa
+            });
+            let mut buf = [0; 12];
+            peer_a.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"owned halves");
+            peer_a.write_all(b"back").await.unwrap();
+            let mut buf = [0; 4];
+            ra.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"back");
+            let wa = writer.await.unwrap();
+
+            let err = ra.reunite(wb).expect_err("halves of different streams");
+            assert!(err.to_string().contains("different streams"), "{err}");
+            let (ra, wb) = (err.0, err.1);
+            let mut a = ra.reunite(wa).expect("halves of one stream");
+            let _b = wb.reunite(rb).expect("halves of one stream");
+
+            a.write_all(b"again").await.unwrap();
+            let mut buf = [0; 5];
+            peer_a.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"again");
+            // Closing the reunited stream's write side reaches the peer as EOF.
+            a.close().await.unwrap();
+            let mut rest = Vec::new();
+            peer_a.read_to_end(&mut rest).await.unwrap();
+            assert!(rest.is_empty());
+        });
+    });
+}
+
+/// The Unix halves are the generic TCP ones: tokio's traits come with them too.
+#[cfg(feature = "tokio-io")]
+#[test]
+fn halves_have_tokio_traits() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
+    on(&BOTH, |rt, _| {
+        rt.block_on(async {
+            let (a, b) = UnixStream::pair().unwrap();
+            let (ra, _wa) = a.into_split();
+            let mut b = b;
+            let (_rb, wb) = UnixStream::split(&mut b);
+            let mut out = FramedWrite::new(wb, LinesCodec::new());
+            out.send("one line").await.unwrap();
+            SinkExt::<&str>::close(&mut out).await.unwrap(); // shuts b's write side
+            let mut lines = FramedRead::new(ra, LinesCodec::new());
+            let line = timeout(LIMIT, lines.next()).await.unwrap();
+            assert_eq!(line.unwrap().unwrap(), "one line");
+            assert!(lines.next().await.is_none(), "EOF after the close");
+        });
+    });
+}

@@ -1,11 +1,12 @@
 //! TCP: [`TcpListener`] accepts, [`TcpStream`] connects and carries bytes, [`TcpSocket`] sets
 //! options before either; a stream splits into borrowed ([`ReadHalf`], [`WriteHalf`]) or owned
-//! ([`OwnedReadHalf`], [`OwnedWriteHalf`]) halves for a reader and a writer.
+//! ([`OwnedReadHalf`], [`OwnedWriteHalf`]) halves for a reader and a writer
+//! (the same half types serve [`UnixStream`](crate::UnixStream), its type their parameter).
 
 mod listener;
 mod socket;
-mod split;
-mod split_owned;
+pub(crate) mod split;
+pub(crate) mod split_owned;
 mod stream;
 
 pub use listener::{Incoming, TcpListener};

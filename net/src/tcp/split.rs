@@ -1,5 +1,8 @@
-//! Borrowed halves of a [`TcpStream`]: a reader and a writer that borrow it, so two futures
-//! (or two scoped tasks) can use one stream at once without an `Arc`.
+//! Borrowed halves of a stream: a reader and a writer that borrow it, so two futures (or two
+//! scoped tasks) can use one stream at once without an `Arc`. One implementation serves
+//! [`TcpStream`] (the default type parameter) and [`UnixStream`](crate::UnixStream): the
+//! halves only need the stream's registered descriptor and its write shutdown, which
+//! [`sealed::Split`] gives.
 
 use std::io;
 use std::net::{Shutdown, SocketAddr};
@@ -8,20 +11,45 @@ use std::task::{Context, Poll};
 use super::TcpStream;
 use crate::io::{impl_read, impl_write};
 
-/// The reading half of a borrowed [`TcpStream`], from [`TcpStream::split`].
-#[derive(Debug)]
-pub struct ReadHalf<'a>(&'a TcpStream);
+pub(crate) mod sealed {
+    use std::io;
+    use std::os::fd::AsFd;
 
-/// The writing half of a borrowed [`TcpStream`], from [`TcpStream::split`]; closing it
-/// shuts the stream's write side down.
-#[derive(Debug)]
-pub struct WriteHalf<'a>(&'a TcpStream);
+    use knote_executor::io::AsyncFd;
 
-pub(super) fn halves(stream: &mut TcpStream) -> (ReadHalf<'_>, WriteHalf<'_>) {
+    /// A stream type that splits into halves (sealed: [`TcpStream`](crate::TcpStream) and
+    /// [`UnixStream`](crate::UnixStream)).
+    pub trait Split {
+        /// The std socket inside the stream's `AsyncFd`.
+        type Std: AsFd;
+
+        /// The stream's registered descriptor, which both halves read and write through.
+        fn fd(&self) -> &AsyncFd<Self::Std>;
+
+        /// Shuts the write side down: what closing the write half means.
+        fn shutdown_write(&self) -> io::Result<()>;
+    }
+}
+
+use sealed::Split;
+
+/// The reading half of a borrowed stream, from [`TcpStream::split`] or
+/// [`UnixStream::split`](crate::UnixStream::split).
+#[derive(Debug)]
+pub struct ReadHalf<'a, S = TcpStream>(&'a S);
+
+/// The writing half of a borrowed stream, from [`TcpStream::split`] or
+/// [`UnixStream::split`](crate::UnixStream::split); closing it shuts the stream's write side
+/// down.
+#[derive(Debug)]
+pub struct WriteHalf<'a, S = TcpStream>(&'a S);
+
+/// Both halves of `stream`, borrowing it for as long as either lives.
+pub(crate) fn halves<S: Split>(stream: &mut S) -> (ReadHalf<'_, S>, WriteHalf<'_, S>) {
     (ReadHalf(stream), WriteHalf(stream))
 }
 
-impl ReadHalf<'_> {
+impl ReadHalf<'_, TcpStream> {
     /// Copies incoming bytes without consuming them (see [`TcpStream::peek`]).
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.peek(buf).await
@@ -43,7 +71,7 @@ impl ReadHalf<'_> {
     }
 }
 
-impl WriteHalf<'_> {
+impl WriteHalf<'_, TcpStream> {
     /// The stream's local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.local_addr()
@@ -55,17 +83,29 @@ impl WriteHalf<'_> {
     }
 }
 
-impl AsRef<TcpStream> for ReadHalf<'_> {
-    fn as_ref(&self) -> &TcpStream {
+impl<S> AsRef<S> for ReadHalf<'_, S> {
+    fn as_ref(&self) -> &S {
         self.0
     }
 }
 
-impl AsRef<TcpStream> for WriteHalf<'_> {
-    fn as_ref(&self) -> &TcpStream {
+impl<S> AsRef<S> for WriteHalf<'_, S> {
+    fn as_ref(&self) -> &S {
         self.0
     }
 }
 
-impl_read!(['a] ReadHalf<'a>, |s| s.0.fd());
-impl_write!(['a] WriteHalf<'a>, |s| s.0.fd(), s.0.shutdown(Shutdown::Write));
+impl Split for TcpStream {
+    type Std = std::net::TcpStream;
+
+    fn fd(&self) -> &knote_executor::io::AsyncFd<std::net::TcpStream> {
+        TcpStream::fd(self)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+impl_read!(['a, S: Split] ReadHalf<'a, S> where [for<'b> &'b S::Std: std::io::Read], |s| s.0.fd());
+impl_write!(['a, S: Split] WriteHalf<'a, S> where [for<'b> &'b S::Std: std::io::Write], |s| s.0.fd(), s.0.shutdown_write());

@@ -1,31 +1,36 @@
-//! Owned halves of a [`TcpStream`]: a reader and a writer sharing the stream through an
-//! `Arc`, each free to move to its own task, and [`reunite`](OwnedReadHalf::reunite) to get
-//! the stream back.
+//! Owned halves of a stream: a reader and a writer sharing it through an `Arc`, each free to
+//! move to its own task, and [`reunite`](OwnedReadHalf::reunite) to get the stream back. One
+//! implementation serves [`TcpStream`] (the default type parameter) and
+//! [`UnixStream`](crate::UnixStream), as the borrowed halves do.
 
 use std::error::Error;
 use std::fmt;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use super::split::sealed::Split;
 use super::TcpStream;
 use crate::io::{impl_read, impl_write};
 
-/// The reading half of a [`TcpStream`], from [`TcpStream::into_split`].
+/// The reading half of a stream, from [`TcpStream::into_split`] or
+/// [`UnixStream::into_split`](crate::UnixStream::into_split).
 #[derive(Debug)]
-pub struct OwnedReadHalf {
-    stream: Arc<TcpStream>,
+pub struct OwnedReadHalf<S = TcpStream> {
+    stream: Arc<S>,
 }
 
-/// The writing half of a [`TcpStream`], from [`TcpStream::into_split`]; closing it shuts the
-/// stream's write side down. The socket closes when both halves are dropped.
+/// The writing half of a stream, from [`TcpStream::into_split`] or
+/// [`UnixStream::into_split`](crate::UnixStream::into_split); closing it shuts the stream's
+/// write side down. The socket closes when both halves are dropped.
 #[derive(Debug)]
-pub struct OwnedWriteHalf {
-    stream: Arc<TcpStream>,
+pub struct OwnedWriteHalf<S = TcpStream> {
+    stream: Arc<S>,
 }
 
-pub(super) fn halves(stream: TcpStream) -> (OwnedReadHalf, OwnedWriteHalf) {
+/// Both halves of `stream`, sharing it.
+pub(crate) fn halves<S: Split>(stream: S) -> (OwnedReadHalf<S>, OwnedWriteHalf<S>) {
     let stream = Arc::new(stream);
     (
         OwnedReadHalf {
@@ -35,21 +40,31 @@ pub(super) fn halves(stream: TcpStream) -> (OwnedReadHalf, OwnedWriteHalf) {
     )
 }
 
-impl OwnedReadHalf {
+impl<S> OwnedReadHalf<S> {
     /// Puts the two halves of one stream back together; halves of different streams are
     /// handed back in the error.
-    pub fn reunite(self, write: OwnedWriteHalf) -> Result<TcpStream, ReuniteError> {
+    pub fn reunite(self, write: OwnedWriteHalf<S>) -> Result<S, ReuniteError<S>> {
         if !Arc::ptr_eq(&self.stream, &write.stream) {
             return Err(ReuniteError(self, write));
         }
         drop(write);
-        // The two halves held the only references: with one dropped, this one is unique.
+        // The two halves held the only references (the `Arc` never leaves them): with one
+        // dropped, this one is unique.
         match Arc::try_unwrap(self.stream) {
             Ok(stream) => Ok(stream),
-            Err(_) => unreachable!("a TcpStream's halves are its only owners"),
+            Err(_) => unreachable!("a stream's halves are its only owners"),
         }
     }
+}
 
+impl<S> OwnedWriteHalf<S> {
+    /// [`OwnedReadHalf::reunite`], from this side.
+    pub fn reunite(self, read: OwnedReadHalf<S>) -> Result<S, ReuniteError<S>> {
+        read.reunite(self)
+    }
+}
+
+impl OwnedReadHalf<TcpStream> {
     /// Copies incoming bytes without consuming them (see [`TcpStream::peek`]).
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.peek(buf).await
@@ -71,12 +86,7 @@ impl OwnedReadHalf {
     }
 }
 
-impl OwnedWriteHalf {
-    /// [`OwnedReadHalf::reunite`], from this side.
-    pub fn reunite(self, read: OwnedReadHalf) -> Result<TcpStream, ReuniteError> {
-        read.reunite(self)
-    }
-
+impl OwnedWriteHalf<TcpStream> {
     /// The stream's local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.stream.local_addr()
@@ -88,29 +98,29 @@ impl OwnedWriteHalf {
     }
 }
 
-impl AsRef<TcpStream> for OwnedReadHalf {
-    fn as_ref(&self) -> &TcpStream {
+impl<S> AsRef<S> for OwnedReadHalf<S> {
+    fn as_ref(&self) -> &S {
         &self.stream
     }
 }
 
-impl AsRef<TcpStream> for OwnedWriteHalf {
-    fn as_ref(&self) -> &TcpStream {
+impl<S> AsRef<S> for OwnedWriteHalf<S> {
+    fn as_ref(&self) -> &S {
         &self.stream
     }
 }
 
-impl_read!([] OwnedReadHalf, |s| s.stream.fd());
-impl_write!([] OwnedWriteHalf, |s| s.stream.fd(), s.stream.shutdown(Shutdown::Write));
+impl_read!([S: Split] OwnedReadHalf<S> where [for<'b> &'b S::Std: std::io::Read], |s| s.stream.fd());
+impl_write!([S: Split] OwnedWriteHalf<S> where [for<'b> &'b S::Std: std::io::Write], |s| s.stream.fd(), s.stream.shutdown_write());
 
 /// [`OwnedReadHalf::reunite`] was given halves of two different streams: here they are back.
 #[derive(Debug)]
-pub struct ReuniteError(pub OwnedReadHalf, pub OwnedWriteHalf);
+pub struct ReuniteError<S = TcpStream>(pub OwnedReadHalf<S>, pub OwnedWriteHalf<S>);
 
-impl fmt::Display for ReuniteError {
+impl<S> fmt::Display for ReuniteError<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("knote-net: these halves belong to different TCP streams")
+        f.write_str("knote-net: these halves belong to different streams")
     }
 }
 
-impl Error for ReuniteError {}
+impl<S: fmt::Debug> Error for ReuniteError<S> {}

@@ -4,12 +4,14 @@
 use std::io;
 use std::os::unix::net::{self, SocketAddr};
 use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use knote_executor::io::AsyncFd;
 use socket2::{Domain, SockAddr, Type};
 
 use super::UnixStream;
-use crate::accept::{self, AcceptMetrics, Counters};
+use crate::accept::{self, AcceptMetrics, Backoff, Counters};
 use crate::socket::new_socket;
 
 /// The backlog of [`UnixListener::bind`] (the kernel caps it at `somaxconn`).
@@ -66,8 +68,16 @@ impl UnixListener {
         let listener = self.io.get_ref();
         let (stream, peer) =
             accept::accept(self.io.registration(), &self.counters, || listener.accept()).await?;
-        stream.set_nonblocking(true)?;
-        Ok((UnixStream::from_nonblocking(stream)?, peer))
+        Ok((accepted(stream)?, peer))
+    }
+
+    /// The connections, as a stream (`futures::Stream`) that never ends; its errors are
+    /// [`accept`](UnixListener::accept)'s.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming {
+            listener: self,
+            backoff: Backoff::default(),
+        }
     }
 
     /// What the accept loop did so far: attempts, connections, back-offs, skips.
@@ -83,6 +93,52 @@ impl UnixListener {
     /// Takes the socket's pending error (`SO_ERROR`), if any.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.io.get_ref().take_error()
+    }
+}
+
+/// An accepted std stream (close-on-exec: std accepts with `SOCK_CLOEXEC` or sets it), made
+/// non-blocking and registered.
+fn accepted(stream: net::UnixStream) -> io::Result<UnixStream> {
+    stream.set_nonblocking(true)?;
+    UnixStream::from_nonblocking(stream)
+}
+
+/// The connections of a [`UnixListener`], from [`UnixListener::incoming`]: a
+/// `futures::Stream` of `io::Result<UnixStream>` that never ends, with the same accept loop
+/// and back-off as [`TcpListener::incoming`](crate::TcpListener::incoming)'s. It keeps its
+/// own back-off, so it waits with the listener's one read waker: one `Incoming` per listener.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a UnixListener,
+    backoff: Backoff,
+}
+
+impl Incoming<'_> {
+    /// Polls for the next connection and its peer's address.
+    pub fn poll_accept(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
+        let listener = self.listener;
+        let sock = listener.io.get_ref();
+        let (stream, peer) = std::task::ready!(accept::poll_accept(
+            listener.io.registration(),
+            &listener.counters,
+            &mut self.backoff,
+            cx,
+            || sock.accept(),
+        ))?;
+        Poll::Ready(accepted(stream).map(|s| (s, peer)))
+    }
+}
+
+impl futures_core::Stream for Incoming<'_> {
+    type Item = io::Result<UnixStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut()
+            .poll_accept(cx)
+            .map(|r| Some(r.map(|(s, _)| s)))
     }
 }
 

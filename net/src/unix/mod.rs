@@ -1,5 +1,6 @@
 //! Unix-domain sockets: [`UnixListener`] and [`UnixStream`] for byte streams, [`UnixDatagram`]
-//! for datagrams, [`UCred`] for who is at the other end. Paths name sockets in the file
+//! for datagrams, [`UCred`] for who is at the other end; [`Incoming`] is a listener's stream of connections, and a
+//! stream splits into the same half types as TCP's ([`crate::tcp::ReadHalf`] and friends). Paths name sockets in the file
 //! system; on Linux and Android the `*_abstract` constructors use the abstract namespace
 //! instead (names that vanish with their last socket, no file to unlink).
 
@@ -10,7 +11,7 @@ mod stream;
 
 pub use cred::UCred;
 pub use datagram::UnixDatagram;
-pub use listener::UnixListener;
+pub use listener::{Incoming, UnixListener};
 pub use stream::UnixStream;
 
 use std::io;

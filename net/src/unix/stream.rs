@@ -16,6 +16,8 @@ use socket2::{Domain, SockAddr, Type};
 use super::cred::{peer_cred, UCred};
 use crate::io::{impl_read, impl_write};
 use crate::socket::{connect_in_progress, finish_connect, new_socket};
+use crate::tcp::split::{self, sealed::Split, ReadHalf, WriteHalf};
+use crate::tcp::split_owned::{self, OwnedReadHalf, OwnedWriteHalf};
 
 /// A Unix-domain stream connection.
 ///
@@ -139,7 +141,58 @@ impl UnixStream {
         let mut s = self.io.get_ref();
         s.write(buf)
     }
+
+    /// Borrowed halves: one to read, one to write, for two futures at once (the same halves
+    /// as [`TcpStream::split`](crate::TcpStream::split)'s).
+    ///
+    /// Call it as `UnixStream::split(&mut stream)` where futures' `AsyncReadExt` is in scope:
+    /// its `split` takes the stream by value and wins method resolution.
+    pub fn split(&mut self) -> (ReadHalf<'_, UnixStream>, WriteHalf<'_, UnixStream>) {
+        split::halves(self)
+    }
+
+    /// Owned halves (each may move to its own task); [`OwnedReadHalf::reunite`] puts them
+    /// back together.
+    pub fn into_split(self) -> (OwnedReadHalf<UnixStream>, OwnedWriteHalf<UnixStream>) {
+        split_owned::halves(self)
+    }
 }
+
+impl Split for UnixStream {
+    type Std = net::UnixStream;
+
+    fn fd(&self) -> &AsyncFd<net::UnixStream> {
+        &self.io
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+/// The addresses of the stream a half belongs to, on every Unix half type.
+macro_rules! half_addrs {
+    ($([$($gen:tt)*] $ty:ty),*) => {$(
+        impl<$($gen)*> $ty {
+            /// The stream's local address.
+            pub fn local_addr(&self) -> io::Result<SocketAddr> {
+                AsRef::<UnixStream>::as_ref(self).local_addr()
+            }
+
+            /// The stream's peer address.
+            pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+                AsRef::<UnixStream>::as_ref(self).peer_addr()
+            }
+        }
+    )*};
+}
+
+half_addrs!(
+    ['a] ReadHalf<'a, UnixStream>,
+    ['a] WriteHalf<'a, UnixStream>,
+    [] OwnedReadHalf<UnixStream>,
+    [] OwnedWriteHalf<UnixStream>
+);
 
 impl_read!([] UnixStream, |s| &s.io);
 impl_read!(['a] &'a UnixStream, |s| &s.io);
