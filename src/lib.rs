@@ -97,6 +97,7 @@ pub use knote_macros::main;
 pub use knote_macros::test;
 
 // The README's code blocks are compiled and run as doctests, so the tour it shows stays true.
-#[cfg(doctest)]
+// Its hyper server needs the `hyper` feature (the README's test command turns every feature on).
+#[cfg(all(doctest, feature = "hyper"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
