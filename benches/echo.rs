@@ -247,22 +247,17 @@ fn load(
             })
         })
         .collect();
-    let (n, secs) = match ms {
-        Some(ms) => {
-            std::thread::sleep(Duration::from_millis(ms));
-            let n = count.load(Ordering::Relaxed);
-            (n, start.elapsed().as_secs_f64())
-        }
-        None => (0, 0.0),
-    };
-    done.store(true, Ordering::SeqCst);
+    let timed = ms.map(|ms| {
+        std::thread::sleep(Duration::from_millis(ms));
+        let n = count.load(Ordering::Relaxed);
+        let secs = start.elapsed().as_secs_f64();
+        done.store(true, Ordering::SeqCst);
+        (n, secs)
+    });
     for t in threads {
         t.join().expect("a load thread panicked");
     }
-    if ms.is_none() {
-        return (count.load(Ordering::Relaxed), start.elapsed().as_secs_f64());
-    }
-    (n, secs)
+    timed.unwrap_or_else(|| (count.load(Ordering::Relaxed), start.elapsed().as_secs_f64()))
 }
 
 /// One timed round of `side`: messages per second.
