@@ -12,6 +12,10 @@
 # client on the other core answers faster than the traced server reads, the server's read loop
 # never runs dry, and the counts measure strace's slowness. The floor for an echo round trip
 # is one read and one write (plus the wait).
+# Last, the servers of benches/echo.rs (knote::net and tokio::net on each runtime flavour, and
+# the hand-written loop) are traced one by one as processes of their own (`echo --serve SIDE`)
+# while `echo --load ADDR ROUNDS` drives their 64 connections with 64-byte messages from
+# another process: system calls per echoed message, set-up (64 accepts and closes) subtracted.
 #
 # Not part of CI: strace needs ptrace, and the numbers are for reading, not asserting.
 set -euo pipefail
@@ -57,6 +61,18 @@ if [[ -z $bench_bin ]]; then
     exit 1
 fi
 cargo build --release --example reactor_echo >&2
+echo_bench="$(cargo bench --bench echo --no-run --message-format=json 2>/dev/null |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "echo" and msg.get("executable"):
+        print(msg["executable"])
+')"
+if [[ -z $echo_bench ]]; then
+    echo "could not find the echo bench executable" >&2
+    exit 1
+fi
 target_dir="$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 echo_bin="$target_dir/release/examples/reactor_echo"
@@ -162,4 +178,34 @@ trips=$((COUNT > 1000 ? 1000 : COUNT))
 echo_run 0
 echo_run "$trips"
 per_op "echo round trip (reactor_echo)" "$work/echo0" "$work/echo$trips" "$trips"
+# The echo bench's servers: one traced process each, the load outside it.
+echo_bench_run() { # side rounds → summary file
+    local side="$1" rounds="$2" out="$work/bench-$1-$2"
+    : >"$work/bench.log"
+    strace -c -f -o "$out.raw" "$echo_bench" --serve "$side" 2>"$work/bench.log" &
+    server_pid=$!
+    local addr=""
+    for _ in $(seq 1 200); do
+        addr="$(sed -n 's/^listening on //p' "$work/bench.log")"
+        [[ -n $addr ]] && break
+        sleep 0.05
+    done
+    if [[ -z $addr ]]; then
+        echo "the $side echo server did not start:" >&2
+        cat "$work/bench.log" >&2
+        exit 1
+    fi
+    "$echo_bench" --load "$addr" "$rounds" >/dev/null
+    wait "$server_pid"
+    server_pid=""
+    summarize "$out.raw" >"$out"
+}
+rounds=$(((COUNT + 63) / 64))
+for side in knote tokio reactor knote-multi tokio-multi; do
+    echo_bench_run "$side" 0
+    echo_bench_run "$side" "$rounds"
+    per_op "echo message (bench, $side)" "$work/bench-$side-0" "$work/bench-$side-$rounds" \
+        "$((rounds * 64))"
+done
+
 printf '\n(on Linux the reactor is the epoll shim: a knote wait or change list shows up as the\n epoll_wait/epoll_pwait2/epoll_ctl calls it makes; on native kqueue it is one kevent each)\n'

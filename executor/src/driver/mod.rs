@@ -210,7 +210,10 @@ impl Driver {
             woken: false,
         };
         let mut found = false;
-        for ev in &events[..n] {
+        let mut i = 0;
+        while i < n {
+            let ev = &events[i];
+            i += 1;
             match ev.udata() {
                 WAKE_UDATA => turn.woken = true,
                 KNOTE_UDATA => {
@@ -224,12 +227,34 @@ impl Driver {
                 }
                 _ => {
                     found = true;
-                    self.dispatch(ev);
+                    i += self.dispatch_run(&events[i - 1..n]) - 1;
                 }
             }
         }
         self.timers.after_wait(&wait, found || turn.woken);
         Ok(turn)
+    }
+
+    /// Dispatches `evs[0]`, together with `evs[1]` when both are readiness events of one
+    /// registration (an fd's READ and WRITE knotes, which a wait reports side by side when both
+    /// fired: the epoll shim turns one epoll event into both): one readiness update and one
+    /// wake-up pass for the two, as if a single event had set both bits. Returns how many
+    /// events it took.
+    fn dispatch_run(&self, evs: &[Kevent]) -> usize {
+        let ev = &evs[0];
+        if let (Some(bits), Some(next)) = (fd_readiness(ev), evs.get(1)) {
+            if next.udata() == ev.udata() {
+                if let Some(more) = fd_readiness(next) {
+                    let token = Token::from_udata(ev.udata());
+                    if let Some(slot) = self.slots.get(token.index()) {
+                        slot.notify(token.generation(), bits | more);
+                    }
+                    return 2;
+                }
+            }
+        }
+        self.dispatch(ev);
+        1
     }
 
     fn dispatch(&self, ev: &Kevent) {
@@ -248,17 +273,7 @@ impl Driver {
             return;
         }
         let filter = ev.filter();
-        if filter == Filter::READ {
-            let mut bits = ready::READABLE;
-            if ev.is_eof() {
-                bits |= ready::READ_CLOSED;
-            }
-            slot.notify(generation, bits);
-        } else if filter == Filter::WRITE {
-            let mut bits = ready::WRITABLE;
-            if ev.is_eof() {
-                bits |= ready::WRITE_CLOSED;
-            }
+        if let Some(bits) = fd_readiness(ev) {
             slot.notify(generation, bits);
         } else {
             // The payload is written only if the generation still matches, in one step with
@@ -266,6 +281,23 @@ impl Driver {
             // the slot's next owner.
             slot.notify_event(generation, ev.data(), ev.fflags(), filter == Filter::SIGNAL);
         }
+    }
+}
+
+/// The readiness bits of a READ or WRITE event that is not a change's error entry.
+fn fd_readiness(ev: &Kevent) -> Option<u16> {
+    if ev.is_error() {
+        return None;
+    }
+    let filter = ev.filter();
+    if filter == Filter::READ {
+        let closed = if ev.is_eof() { ready::READ_CLOSED } else { 0 };
+        Some(ready::READABLE | closed)
+    } else if filter == Filter::WRITE {
+        let closed = if ev.is_eof() { ready::WRITE_CLOSED } else { 0 };
+        Some(ready::WRITABLE | closed)
+    } else {
+        None
     }
 }
 
@@ -362,5 +394,48 @@ mod tests {
         driver.dispatch(&event(9, Filter::USER, Flags::CLEAR, 0x5, 42, new));
         assert_eq!(slot.take_event(false), (42, 0x5));
         driver.slots.release(new);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn an_fds_read_and_write_events_side_by_side_are_one_update() {
+        let driver = Driver::new().unwrap();
+        let (a, slot_a) = driver.alloc();
+        let (b, slot_b) = driver.alloc();
+        let ticks = |slot: &Slot, token: Token| slot.snapshot(token.generation()).tick();
+        let (a0, b0) = (ticks(slot_a, a), ticks(slot_b, b));
+        let pair = [
+            event(3, Filter::READ, Flags::CLEAR, 0, 64, a),
+            event(3, Filter::WRITE, Flags::CLEAR | Flags::EOF, 0, 100, a),
+            event(4, Filter::READ, Flags::CLEAR, 0, 64, b),
+        ];
+        assert_eq!(driver.dispatch_run(&pair), 2, "the pair is taken at once");
+        assert_eq!(
+            slot_a.snapshot(a.generation()).bits,
+            ready::READABLE | ready::WRITABLE | ready::WRITE_CLOSED
+        );
+        assert_eq!(
+            ticks(slot_a, a),
+            a0.wrapping_add(1),
+            "one update for the pair"
+        );
+        // Another registration's event next to it is its own.
+        assert_eq!(driver.dispatch_run(&pair[2..]), 1);
+        assert_eq!(ticks(slot_b, b), b0.wrapping_add(1));
+        let apart = [
+            event(4, Filter::WRITE, Flags::CLEAR, 0, 100, b),
+            event(3, Filter::READ, Flags::CLEAR, 0, 64, a),
+        ];
+        assert_eq!(driver.dispatch_run(&apart), 1, "different registrations");
+        // An error entry is never merged: it carries an errno, not readiness.
+        let with_error = [
+            event(3, Filter::READ, Flags::CLEAR, 0, 64, a),
+            event(3, Filter::WRITE, Flags::ERROR, 0, i64::from(libc::EBADF), a),
+        ];
+        assert_eq!(driver.dispatch_run(&with_error), 1);
+        assert_eq!(driver.dispatch_run(&with_error[1..]), 1);
+        assert_ne!(slot_a.snapshot(a.generation()).bits & ready::ERROR, 0);
+        driver.slots.release(a);
+        driver.slots.release(b);
     }
 }

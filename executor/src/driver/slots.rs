@@ -102,6 +102,12 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
+    /// How many readiness updates the slot had (modulo 2^16) when this was taken.
+    #[cfg(test)]
+    pub(crate) fn tick(&self) -> u16 {
+        self.tick
+    }
+
     fn of(state: u64) -> Snapshot {
         Snapshot {
             bits: (state & READY_MASK) as u16,
