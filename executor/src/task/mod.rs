@@ -8,11 +8,22 @@
 //!
 //! Abort and shutdown never close an `async-task` task from outside (which would make its
 //! handle panic): they set the task's `aborted` flag and let it run once more; the guard then
-//! drops the future without polling it and completes with a cancelled [`JoinError`]. So a [`JoinHandle`] always has an output to read.
+//! drops the future without polling it and completes with a cancelled [`JoinError`]. So a
+//! [`JoinHandle`] always has an output to read.
+//!
+//! Around that: every task has an [`Id`] (in its metadata, and in a thread-local while it is
+//! polled: [`id()`]); an [`AbortHandle`] cancels a task without owning its result, keeping the
+//! allocation alive with one of the task's wakers (see `abort_handle.rs`); a [`JoinSet`] takes
+//! many tasks' results as they finish, one poll per completion (see `join_set.rs`); and
+//! [`task_local!`] values follow a future across polls and threads (see `local_key.rs`).
 
 mod abort;
+mod abort_handle;
 pub(crate) mod coop;
+mod id;
 mod join;
+mod join_set;
+mod local_key;
 pub(crate) mod registry;
 
 use std::any::Any;
@@ -22,7 +33,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::thread::ThreadId;
 
+pub use crate::task_local;
+pub use abort_handle::AbortHandle;
+pub use id::{id, try_id, Id};
 pub use join::{JoinError, JoinHandle};
+pub use join_set::JoinSet;
+pub use local_key::{AccessError, LocalKey, TaskLocalFuture};
 
 use crate::runtime::{current_thread, Handle};
 use abort::AbortState;
@@ -35,6 +51,11 @@ pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 
 /// What knote keeps in each task besides the future.
 pub(crate) struct TaskMeta {
+    /// The task's id ([`id()`], [`JoinHandle::id`]).
+    pub(crate) id: Id,
+    /// Set (Release) when the task's future has returned or been dropped, for
+    /// [`AbortHandle::is_finished`], which cannot ask async-task.
+    finished: std::sync::atomic::AtomicBool,
     /// Set by `JoinHandle::abort` and by shutdown (the next run drops the future), and the
     /// task's entry in its runtime's registry of live tasks, none until the task first goes
     /// idle (see `Guarded::poll`).
@@ -49,6 +70,16 @@ pub(crate) struct TaskMeta {
 }
 
 impl TaskMeta {
+    /// Whether the task's future has finished (returned, panicked or been cancelled).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn set_finished(&self) {
+        self.finished
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     /// Marks the task aborted: its next run drops the future.
     pub(crate) fn abort(&self) {
         self.state.abort();
@@ -108,6 +139,7 @@ pin_project_lite::pin_project! {
             }
             // A future whose destructor panics must not unwind into the scheduler.
             let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
+            this.meta.set_finished();
             if let (Some(entry), Some(registry)) = (this.meta.entry(), this.meta.sched.registry()) {
                 registry.remove(entry);
             }
@@ -141,13 +173,16 @@ impl<F: Future> Future for Guarded<'_, F> {
         let mut this = self.project();
         check_thread(this.meta);
         YIELDED.with(|y| y.set(false));
+        let id = this.meta.id;
+        let _current = id::enter(id);
         if this.meta.state.is_aborted() {
             let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
-            return Poll::Ready(Err(JoinError::cancelled()));
+            this.meta.set_finished();
+            return Poll::Ready(Err(JoinError::cancelled(id)));
         }
         let Some(fut) = this.fut.as_mut().as_pin_mut() else {
             // Unreachable: async-task never polls a completed future.
-            return Poll::Ready(Err(JoinError::cancelled()));
+            return Poll::Ready(Err(JoinError::cancelled(id)));
         };
         let result = match catch_unwind(AssertUnwindSafe(|| coop::budgeted(|| fut.poll(cx)))) {
             Ok(Poll::Pending) => {
@@ -155,11 +190,12 @@ impl<F: Future> Future for Guarded<'_, F> {
                 return Poll::Pending;
             }
             Ok(Poll::Ready(value)) => Ok(value),
-            Err(payload) => Err(JoinError::panicked(payload)),
+            Err(payload) => Err(JoinError::panicked(payload, id)),
         };
         // Drop the future now, inside the task's poll (and its runtime context), rather than
         // whenever async-task gets to it.
         let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
+        this.meta.set_finished();
         Poll::Ready(result)
     }
 }
@@ -244,6 +280,8 @@ where
 {
     let Spawn { sched, tracked } = how;
     let meta = TaskMeta {
+        id: Id::next(),
+        finished: std::sync::atomic::AtomicBool::new(false),
         state: AbortState::new(),
         sched,
         tracked,
@@ -263,8 +301,10 @@ where
         // Spawned on a runtime that is shutting down: the task completes as cancelled.
         runnable.metadata().abort();
     }
+    // SAFETY: the runnable's waker is this task's, and `task.metadata()` its metadata.
+    let task_ref = unsafe { abort_handle::TaskRef::new(runnable.waker(), task.metadata()) };
     runnable.schedule();
-    JoinHandle::new(task)
+    JoinHandle::new(task, task_ref)
 }
 
 /// Runs a task one last time with its abort flag set, so it drops its future and completes as
