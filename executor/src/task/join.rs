@@ -105,7 +105,9 @@ pub struct JoinError {
 enum Repr {
     Cancelled,
     // A Mutex only to make the error `Sync` (payloads are `Send` only); never contended.
-    Panic(Mutex<Payload>),
+    // Boxed so that the error is two words: it sits in every task's allocation (the output),
+    // and a panic is the rare case that may pay an allocation.
+    Panic(Box<Mutex<Payload>>),
 }
 
 impl JoinError {
@@ -118,7 +120,7 @@ impl JoinError {
 
     pub(crate) fn panicked(payload: Payload, id: Id) -> JoinError {
         JoinError {
-            repr: Repr::Panic(Mutex::new(payload)),
+            repr: Repr::Panic(Box::new(Mutex::new(payload))),
             id,
         }
     }

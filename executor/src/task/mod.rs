@@ -53,18 +53,14 @@ pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 pub(crate) struct TaskMeta {
     /// The task's id ([`id()`], [`JoinHandle::id`]).
     pub(crate) id: Id,
-    /// Set (Release) when the task's future has returned or been dropped, for
-    /// [`AbortHandle::is_finished`], which cannot ask async-task.
-    finished: std::sync::atomic::AtomicBool,
     /// Set by `JoinHandle::abort` and by shutdown (the next run drops the future), and the
     /// task's entry in its runtime's registry of live tasks, none until the task first goes
-    /// idle (see `Guarded::poll`).
+    /// idle (see `Guarded::poll`); also whether the task belongs in the registry and whether
+    /// its future has finished (kept there, in the atomics' padding, so that the id costs the
+    /// allocation no size class).
     state: AbortState,
     /// The runtime (or blocking pool) whose queues take this task when it is woken.
     pub(crate) sched: Scheduler,
-    /// Whether the task belongs in the registry (blocking tasks, which cannot be cancelled once
-    /// running, do not).
-    tracked: bool,
     /// For `spawn_local` tasks: the only thread that may poll or drop the future.
     local_to: Option<ThreadId>,
 }
@@ -72,12 +68,11 @@ pub(crate) struct TaskMeta {
 impl TaskMeta {
     /// Whether the task's future has finished (returned, panicked or been cancelled).
     pub(crate) fn is_finished(&self) -> bool {
-        self.finished.load(std::sync::atomic::Ordering::Acquire)
+        self.state.is_finished()
     }
 
     fn set_finished(&self) {
-        self.finished
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.state.set_finished();
     }
 
     /// Marks the task aborted: its next run drops the future.
@@ -101,7 +96,7 @@ impl TaskMeta {
     /// that shutdown can find it. Tasks that finish in their first poll never pay for the
     /// registry; tasks that are queued or running are found by shutdown in the queues.
     fn register_idle(&self, waker: &std::task::Waker) {
-        if !self.tracked || !self.state.has_no_entry() {
+        if !self.state.tracked() || !self.state.has_no_entry() {
             return;
         }
         let Some(registry) = self.sched.registry() else {
@@ -281,10 +276,8 @@ where
     let Spawn { sched, tracked } = how;
     let meta = TaskMeta {
         id: Id::next(),
-        finished: std::sync::atomic::AtomicBool::new(false),
-        state: AbortState::new(),
+        state: AbortState::new(tracked),
         sched,
-        tracked,
         local_to,
     };
     // SAFETY: forwarded from the caller (see `spawn` / `spawn_local`).
