@@ -49,6 +49,8 @@ impl AbortState {
 
     /// Records that the task's future has finished.
     pub(crate) fn set_finished(&self) {
+        // Then `LinkSlot::finish`'s fence: the Dekker pair with an AbortHandle's link (see
+        // `abort_handle.rs`).
         self.finished.store(true, Ordering::Release);
     }
 

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
-use super::abort_handle::{AbortHandle, TaskRef};
+use super::abort_handle::AbortHandle;
 use super::{coop, Id, Payload, TaskMeta};
 
 /// An owned permission to await a spawned task's result.
@@ -16,30 +16,31 @@ use super::{coop, Id, Payload, TaskMeta};
 /// [`abort`](JoinHandle::abort) cancels it.
 pub struct JoinHandle<T> {
     task: Option<async_task::Task<Result<T, JoinError>, TaskMeta>>,
-    /// The task's metadata, kept readable after `task` has given its output.
-    meta: TaskRef,
+    /// The task's id, kept for after `task` has given its output.
+    id: Id,
 }
 
 impl<T> JoinHandle<T> {
-    pub(super) fn new(
-        task: async_task::Task<Result<T, JoinError>, TaskMeta>,
-        meta: TaskRef,
-    ) -> Self {
+    pub(super) fn new(task: async_task::Task<Result<T, JoinError>, TaskMeta>) -> Self {
+        let id = task.metadata().id;
         JoinHandle {
             task: Some(task),
-            meta,
+            id,
         }
     }
 
     /// The task's id (the one [`task::id`](super::id) returns inside it).
     pub fn id(&self) -> Id {
-        self.meta.meta().id
+        self.id
     }
 
     /// A handle that can cancel the task without owning its result, from any thread, and
     /// that may outlive this one.
     pub fn abort_handle(&self) -> AbortHandle {
-        AbortHandle::new(self.meta.clone())
+        match &self.task {
+            Some(task) => AbortHandle::new(task.metadata()),
+            None => AbortHandle::finished(self.id),
+        }
     }
 
     /// Cancels the task: its future is dropped the next time the runtime gets to it (at once if

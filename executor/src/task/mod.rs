@@ -12,8 +12,9 @@
 //! [`JoinHandle`] always has an output to read.
 //!
 //! Around that: every task has an [`Id`] (in its metadata, and in a thread-local while it is
-//! polled: [`id()`]); an [`AbortHandle`] cancels a task without owning its result, keeping the
-//! allocation alive with one of the task's wakers (see `abort_handle.rs`); a [`JoinSet`] takes
+//! polled: [`id()`]); an [`AbortHandle`] cancels a task without owning its result, through a
+//! link made only when the first is asked for and cut when the future finishes (see
+//! `abort_handle.rs`); a [`JoinSet`] takes
 //! many tasks' results as they finish, one poll per completion (see `join_set.rs`); and
 //! [`task_local!`] values follow a future across polls and threads (see `local_key.rs`).
 
@@ -53,6 +54,8 @@ pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 pub(crate) struct TaskMeta {
     /// The task's id ([`id()`], [`JoinHandle::id`]).
     pub(crate) id: Id,
+    /// The link of this task's [`AbortHandle`]s, made when the first is asked for.
+    link: abort_handle::LinkSlot,
     /// Set by `JoinHandle::abort` and by shutdown (the next run drops the future), and the
     /// task's entry in its runtime's registry of live tasks, none until the task first goes
     /// idle (see `Guarded::poll`); also whether the task belongs in the registry and whether
@@ -73,6 +76,7 @@ impl TaskMeta {
 
     fn set_finished(&self) {
         self.state.set_finished();
+        self.link.finish();
     }
 
     /// Marks the task aborted: its next run drops the future.
@@ -276,6 +280,7 @@ where
     let Spawn { sched, tracked } = how;
     let meta = TaskMeta {
         id: Id::next(),
+        link: abort_handle::LinkSlot::new(),
         state: AbortState::new(tracked),
         sched,
         local_to,
@@ -294,10 +299,8 @@ where
         // Spawned on a runtime that is shutting down: the task completes as cancelled.
         runnable.metadata().abort();
     }
-    // SAFETY: the runnable's waker is this task's, and `task.metadata()` its metadata.
-    let task_ref = unsafe { abort_handle::TaskRef::new(runnable.waker(), task.metadata()) };
     runnable.schedule();
-    JoinHandle::new(task, task_ref)
+    JoinHandle::new(task)
 }
 
 /// Runs a task one last time with its abort flag set, so it drops its future and completes as
