@@ -20,7 +20,7 @@
 //! - `pending`: `std::future::pending()` — the task alone.
 //! - `oneshot`: the receiver of a oneshot channel whose sender is kept (in a vector allocated
 //!   before the baseline) — each runtime's idiomatic channel (`knote::sync::oneshot`, which is
-//!   futures-channel's, and `tokio::sync::oneshot`), so the channel's own size is counted too.
+//!   tokio's re-exported, and `tokio::sync::oneshot`), so the channel's own size is counted too.
 //! - `sleep`: a one-hour `sleep` — the task and an armed timer.
 //!
 //! Run without `--bench` (as `cargo test --benches` does) it measures N = 1,000 only, as a
@@ -192,7 +192,7 @@ macro_rules! measure {
 
 mod on_knote {
     pub use knote::spawn;
-    /// futures-channel's oneshot, which knote re-exports.
+    /// knote's oneshot (tokio's, re-exported).
     pub use knote::sync::oneshot;
     pub use knote::task::yield_now;
     pub use knote::time::sleep;

@@ -18,9 +18,9 @@
 //!   (I/O and time drivers on, as `#[tokio::main]` does; a tokio current-thread runtime then
 //!   parks in epoll, like knote, which always has its kqueue). tokio's own bench builds its
 //!   current-thread runtime without drivers; that is the one deliberate difference.
-//! - Channels: each side uses its runtime's idiomatic channel — `knote::sync::oneshot`
-//!   (futures-channel: knote has no channels of its own) and `tokio::sync::oneshot`. So
-//!   `ping_pong` and `cross_thread_wake` compare channel implementations as well as executors.
+//! - Channels: each side uses its runtime's idiomatic channel — `knote::sync::oneshot` and
+//!   `tokio::sync::oneshot`. knote re-exports tokio's oneshot (chosen by
+//!   `benches/sync_primitives.rs`), so `ping_pong` and `cross_thread_wake` compare executors.
 //!
 //! The workloads (one iteration each; `Throughput` counts the operations named in brackets):
 //!
@@ -350,7 +350,7 @@ macro_rules! workloads {
 }
 
 mod on_knote {
-    /// futures-channel's oneshot, which knote re-exports (it has no channels of its own).
+    /// knote's oneshot (`knote::sync::oneshot`, tokio's re-exported).
     pub use knote::sync::oneshot;
     pub use knote::task::yield_now;
     pub use knote::time::{sleep, timeout};

@@ -17,8 +17,7 @@
 //!
 //! Channels: where tokio's bench uses std's `mpsc` (completion signals to the thread in
 //! `block_on`) both sides use it too; its `tokio::sync::oneshot` becomes `knote::sync::oneshot`
-//! (futures-channel: knote has no channels of its own) on knote's side. So `ping_pong` and
-//! `cross_thread_wake` compare channel implementations as well as executors.
+//! on knote's side, which is tokio's re-exported (chosen by `benches/sync_primitives.rs`).
 //!
 //! The workloads (one iteration each; `Throughput` counts the operations in brackets):
 //!
@@ -352,7 +351,7 @@ macro_rules! workloads {
 }
 
 mod on_knote {
-    /// futures-channel's oneshot, which knote re-exports (it has no channels of its own).
+    /// knote's oneshot (`knote::sync::oneshot`, tokio's re-exported).
     pub use knote::sync::oneshot;
     pub use knote::task::yield_now;
     pub use knote::time::{sleep, timeout};

@@ -18,15 +18,40 @@ const NO_ENTRY: u64 = u64::MAX;
 /// See the module docs.
 pub(crate) struct AbortState {
     aborted: AtomicBool,
+    /// Set (Release) when the task's future has returned or been dropped, for
+    /// `AbortHandle::is_finished` (which has no `async_task::Task` to ask).
+    finished: AtomicBool,
+    /// Whether the task belongs in the registry (blocking tasks, which cannot be cancelled once
+    /// running, do not). Here rather than in `TaskMeta` to share the atomics' padding.
+    tracked: bool,
     entry: AtomicU64,
 }
 
 impl AbortState {
-    pub(crate) fn new() -> AbortState {
+    pub(crate) fn new(tracked: bool) -> AbortState {
         AbortState {
             aborted: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            tracked,
             entry: AtomicU64::new(NO_ENTRY),
         }
+    }
+
+    /// Whether the task belongs in the registry.
+    pub(crate) fn tracked(&self) -> bool {
+        self.tracked
+    }
+
+    /// Whether the task's future has finished (returned, panicked or been cancelled).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Records that the task's future has finished.
+    pub(crate) fn set_finished(&self) {
+        // Then `LinkSlot::finish`'s fence: the Dekker pair with an AbortHandle's link (see
+        // `abort_handle.rs`).
+        self.finished.store(true, Ordering::Release);
     }
 
     /// Sets the flag; the entry to wake the task through, if it is idle in the registry.
@@ -73,7 +98,7 @@ mod loom_tests {
     #[test]
     fn abort_against_register_idle() {
         loom::model(|| {
-            let state = Arc::new(AbortState::new());
+            let state = Arc::new(AbortState::new(true));
             let wakes = Arc::new(AtomicUsize::new(0));
             let aborter = {
                 let (state, wakes) = (Arc::clone(&state), Arc::clone(&wakes));

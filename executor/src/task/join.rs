@@ -7,7 +7,8 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
-use super::{coop, Payload, TaskMeta};
+use super::abort_handle::AbortHandle;
+use super::{coop, Id, Payload, TaskMeta};
 
 /// An owned permission to await a spawned task's result.
 ///
@@ -15,11 +16,31 @@ use super::{coop, Payload, TaskMeta};
 /// [`abort`](JoinHandle::abort) cancels it.
 pub struct JoinHandle<T> {
     task: Option<async_task::Task<Result<T, JoinError>, TaskMeta>>,
+    /// The task's id, kept for after `task` has given its output.
+    id: Id,
 }
 
 impl<T> JoinHandle<T> {
     pub(super) fn new(task: async_task::Task<Result<T, JoinError>, TaskMeta>) -> Self {
-        JoinHandle { task: Some(task) }
+        let id = task.metadata().id;
+        JoinHandle {
+            task: Some(task),
+            id,
+        }
+    }
+
+    /// The task's id (the one [`task::id`](super::id) returns inside it).
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
+    /// A handle that can cancel the task without owning its result, from any thread, and
+    /// that may outlive this one.
+    pub fn abort_handle(&self) -> AbortHandle {
+        match &self.task {
+            Some(task) => AbortHandle::new(task.metadata()),
+            None => AbortHandle::finished(self.id),
+        }
     }
 
     /// Cancels the task: its future is dropped the next time the runtime gets to it (at once if
@@ -70,6 +91,7 @@ impl<T> Drop for JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
+            .field("id", &self.id())
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -78,25 +100,35 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// Why a task produced no value: it was cancelled, or it panicked.
 pub struct JoinError {
     repr: Repr,
+    id: Id,
 }
 
 enum Repr {
     Cancelled,
     // A Mutex only to make the error `Sync` (payloads are `Send` only); never contended.
-    Panic(Mutex<Payload>),
+    // Boxed so that the error is two words: it sits in every task's allocation (the output),
+    // and a panic is the rare case that may pay an allocation.
+    Panic(Box<Mutex<Payload>>),
 }
 
 impl JoinError {
-    pub(crate) fn cancelled() -> JoinError {
+    pub(crate) fn cancelled(id: Id) -> JoinError {
         JoinError {
             repr: Repr::Cancelled,
+            id,
         }
     }
 
-    pub(crate) fn panicked(payload: Payload) -> JoinError {
+    pub(crate) fn panicked(payload: Payload, id: Id) -> JoinError {
         JoinError {
-            repr: Repr::Panic(Mutex::new(payload)),
+            repr: Repr::Panic(Box::new(Mutex::new(payload))),
+            id,
         }
+    }
+
+    /// The id of the task that failed.
+    pub fn id(&self) -> Id {
+        self.id
     }
 
     /// Whether the task was cancelled (aborted, or its runtime shut down).

@@ -8,11 +8,23 @@
 //!
 //! Abort and shutdown never close an `async-task` task from outside (which would make its
 //! handle panic): they set the task's `aborted` flag and let it run once more; the guard then
-//! drops the future without polling it and completes with a cancelled [`JoinError`]. So a [`JoinHandle`] always has an output to read.
+//! drops the future without polling it and completes with a cancelled [`JoinError`]. So a
+//! [`JoinHandle`] always has an output to read.
+//!
+//! Around that: every task has an [`Id`] (in its metadata, and in a thread-local while it is
+//! polled: [`id()`]); an [`AbortHandle`] cancels a task without owning its result, through a
+//! link made only when the first is asked for and cut when the future finishes (see
+//! `abort_handle.rs`); a [`JoinSet`] takes
+//! many tasks' results as they finish, one poll per completion (see `join_set.rs`); and
+//! [`task_local!`] values follow a future across polls and threads (see `local_key.rs`).
 
 mod abort;
+mod abort_handle;
 pub(crate) mod coop;
+mod id;
 mod join;
+mod join_set;
+mod local_key;
 pub(crate) mod registry;
 
 use std::any::Any;
@@ -22,7 +34,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::thread::ThreadId;
 
+pub use crate::task_local;
+pub use abort_handle::AbortHandle;
+pub use id::{id, try_id, Id};
 pub use join::{JoinError, JoinHandle};
+pub use join_set::JoinSet;
+pub use local_key::{AccessError, LocalKey, TaskLocalFuture};
 
 use crate::runtime::{current_thread, Handle};
 use abort::AbortState;
@@ -35,20 +52,33 @@ pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 
 /// What knote keeps in each task besides the future.
 pub(crate) struct TaskMeta {
+    /// The task's id ([`id()`], [`JoinHandle::id`]).
+    pub(crate) id: Id,
+    /// The link of this task's [`AbortHandle`]s, made when the first is asked for.
+    link: abort_handle::LinkSlot,
     /// Set by `JoinHandle::abort` and by shutdown (the next run drops the future), and the
     /// task's entry in its runtime's registry of live tasks, none until the task first goes
-    /// idle (see `Guarded::poll`).
+    /// idle (see `Guarded::poll`); also whether the task belongs in the registry and whether
+    /// its future has finished (kept there, in the atomics' padding, so that the id costs the
+    /// allocation no size class).
     state: AbortState,
     /// The runtime (or blocking pool) whose queues take this task when it is woken.
     pub(crate) sched: Scheduler,
-    /// Whether the task belongs in the registry (blocking tasks, which cannot be cancelled once
-    /// running, do not).
-    tracked: bool,
     /// For `spawn_local` tasks: the only thread that may poll or drop the future.
     local_to: Option<ThreadId>,
 }
 
 impl TaskMeta {
+    /// Whether the task's future has finished (returned, panicked or been cancelled).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state.is_finished()
+    }
+
+    fn set_finished(&self) {
+        self.state.set_finished();
+        self.link.finish();
+    }
+
     /// Marks the task aborted: its next run drops the future.
     pub(crate) fn abort(&self) {
         self.state.abort();
@@ -70,7 +100,7 @@ impl TaskMeta {
     /// that shutdown can find it. Tasks that finish in their first poll never pay for the
     /// registry; tasks that are queued or running are found by shutdown in the queues.
     fn register_idle(&self, waker: &std::task::Waker) {
-        if !self.tracked || !self.state.has_no_entry() {
+        if !self.state.tracked() || !self.state.has_no_entry() {
             return;
         }
         let Some(registry) = self.sched.registry() else {
@@ -108,6 +138,7 @@ pin_project_lite::pin_project! {
             }
             // A future whose destructor panics must not unwind into the scheduler.
             let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
+            this.meta.set_finished();
             if let (Some(entry), Some(registry)) = (this.meta.entry(), this.meta.sched.registry()) {
                 registry.remove(entry);
             }
@@ -141,13 +172,16 @@ impl<F: Future> Future for Guarded<'_, F> {
         let mut this = self.project();
         check_thread(this.meta);
         YIELDED.with(|y| y.set(false));
+        let id = this.meta.id;
+        let _current = id::enter(id);
         if this.meta.state.is_aborted() {
             let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
-            return Poll::Ready(Err(JoinError::cancelled()));
+            this.meta.set_finished();
+            return Poll::Ready(Err(JoinError::cancelled(id)));
         }
         let Some(fut) = this.fut.as_mut().as_pin_mut() else {
             // Unreachable: async-task never polls a completed future.
-            return Poll::Ready(Err(JoinError::cancelled()));
+            return Poll::Ready(Err(JoinError::cancelled(id)));
         };
         let result = match catch_unwind(AssertUnwindSafe(|| coop::budgeted(|| fut.poll(cx)))) {
             Ok(Poll::Pending) => {
@@ -155,11 +189,12 @@ impl<F: Future> Future for Guarded<'_, F> {
                 return Poll::Pending;
             }
             Ok(Poll::Ready(value)) => Ok(value),
-            Err(payload) => Err(JoinError::panicked(payload)),
+            Err(payload) => Err(JoinError::panicked(payload, id)),
         };
         // Drop the future now, inside the task's poll (and its runtime context), rather than
         // whenever async-task gets to it.
         let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
+        this.meta.set_finished();
         Poll::Ready(result)
     }
 }
@@ -244,9 +279,10 @@ where
 {
     let Spawn { sched, tracked } = how;
     let meta = TaskMeta {
-        state: AbortState::new(),
+        id: Id::next(),
+        link: abort_handle::LinkSlot::new(),
+        state: AbortState::new(tracked),
         sched,
-        tracked,
         local_to,
     };
     // SAFETY: forwarded from the caller (see `spawn` / `spawn_local`).
