@@ -321,7 +321,11 @@ impl FilterOps for ReadWrite {
         if !st.filters.read_write.regular.is_empty() {
             st.eval_regular();
         }
-        st.recheck_stale();
+        // Most scans have nothing stale (EV_CLEAR knotes never are): the flag is tested here, so
+        // that the walk itself stays out of line.
+        if std::mem::take(&mut st.filters.read_write.maybe_stale) {
+            st.recheck_stale();
+        }
     }
 
     #[inline]
@@ -577,11 +581,10 @@ impl State {
     }
 
     /// One `poll(2)` over every stale fd knote on the queue; those no longer ready leave it.
+    /// Called when `maybe_stale` was set (the caller clears it).
+    #[inline(never)]
     fn recheck_stale(&mut self) {
         let fds = &mut self.filters.read_write;
-        if !std::mem::take(&mut fds.maybe_stale) {
-            return;
-        }
         fds.pollfds.clear();
         fds.rechecks.clear();
         for &(idx, gen) in &self.ready {
