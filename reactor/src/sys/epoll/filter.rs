@@ -204,7 +204,9 @@ macro_rules! filter_table {
             }
         }
 
-        /// Per-knote filter state: one variant per filter.
+        /// Per-knote filter state: one variant per filter. A plain tag (no niche packing), so
+        /// that `id`, asked at every delivery, is a byte load.
+        #[repr(u8)]
         enum Ext { $( $Variant(<$module::$Ops as FilterOps>::Knote), )+ }
 
         impl Ext {

@@ -341,12 +341,7 @@ impl State {
     /// (FreeBSD's `KNOTE_ACTIVATE`).
     #[inline]
     fn activate(&mut self, idx: usize) {
-        let kn = &mut self.knotes[idx];
-        kn.active = true;
-        if !kn.disabled && !kn.queued {
-            kn.queued = true;
-            self.ready.push_back((idx, kn.gen));
-        }
+        activate_knote(&mut self.ready, idx, &mut self.knotes[idx]);
     }
 
     /// Removes a knote and everything that points at it (queue entries die by generation).
@@ -367,6 +362,18 @@ impl State {
     #[inline]
     fn unlink_ident(&mut self, kn: &Knote) {
         self.idents.remove(&(kn.filter, kn.ident));
+    }
+}
+
+/// `State::activate` for a knote the caller has already looked up (`kn` is knote `idx`): a
+/// filter's report path that updates the knote's own state first activates it without a second
+/// slab lookup.
+#[inline]
+fn activate_knote(ready: &mut VecDeque<KnoteRef>, idx: usize, kn: &mut Knote) {
+    kn.active = true;
+    if !kn.disabled && !kn.queued {
+        kn.queued = true;
+        ready.push_back((idx, kn.gen));
     }
 }
 

@@ -276,11 +276,17 @@ impl FilterOps for ReadWrite {
 
     #[inline]
     fn deliver(st: &mut State, exact: bool, idx: usize) -> Option<Delivery> {
-        let (fd, filter) = {
-            let kn = &st.knotes[idx];
-            (kn.ident as RawFd, kn.filter)
+        let kn = &st.knotes[idx];
+        let (fd, filter) = (kn.ident as RawFd, kn.filter);
+        // Readiness alone (what an executor asks for) needs no measurement: `data` is 0.
+        let measured = exact
+            || kn.sfflags & NOTE_LOWAT != 0
+            || st.filters.read_write.table[fd as usize].class == FdClass::Regular;
+        let (data, fflags) = if measured {
+            st.fd_event_data(exact, idx, fd, filter)?
+        } else {
+            (0, 0)
         };
-        let (data, fflags) = st.fd_event_data(exact, idx, fd, filter)?;
         let kn = &mut st.knotes[idx];
         let requeue = !kn.is_clear();
         let restale = requeue && kn.flags & (EV_ONESHOT | EV_DISPATCH) == 0;
@@ -315,7 +321,11 @@ impl FilterOps for ReadWrite {
         if !st.filters.read_write.regular.is_empty() {
             st.eval_regular();
         }
-        st.recheck_stale();
+        // Most scans have nothing stale (EV_CLEAR knotes never are): the flag is tested here, so
+        // that the walk itself stays out of line.
+        if std::mem::take(&mut st.filters.read_write.maybe_stale) {
+            st.recheck_stale();
+        }
     }
 
     #[inline]
@@ -519,13 +529,14 @@ impl State {
         let fd = payload as u32 as RawFd;
         let gen = (payload >> GEN_SHIFT) as u32 & GEN_MASK;
         let inner = payload & INNER_BIT != 0;
-        let Some(entry) = self.filters.read_write.table.get(fd as usize).copied() else {
+        let Some(entry) = self.filters.read_write.table.get(fd as usize) else {
             return;
         };
         if entry.gen != gen {
             return; // a registration of an earlier file at this number
         }
-        if entry.is_empty() {
+        let (read, write, split) = (entry.read, entry.write, entry.split);
+        if read.is_none() && write.is_none() {
             // Its knotes are gone (oneshot, deleted lazily): stop the reports.
             if !inner {
                 let _ = os::epoll_ctl(sel.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0, 0);
@@ -533,24 +544,28 @@ impl State {
             }
             return;
         }
-        if !inner {
-            if let Some(r) = entry.read.filter(|_| bits & READ_BITS != 0) {
-                if let Some(f) = fdk(&mut self.knotes[r]) {
-                    f.eof = bits & READ_EOF_BITS != 0;
-                    f.stale = false;
-                }
-                self.activate(r);
+        if !inner && bits & READ_BITS != 0 {
+            if let Some(r) = read {
+                self.fd_activate(r, bits & READ_EOF_BITS != 0);
             }
         }
-        if inner || !entry.split {
-            if let Some(w) = entry.write.filter(|_| bits & WRITE_BITS != 0) {
-                if let Some(f) = fdk(&mut self.knotes[w]) {
-                    f.eof = bits & WRITE_EOF_BITS != 0;
-                    f.stale = false;
-                }
-                self.activate(w);
+        if (inner || !split) && bits & WRITE_BITS != 0 {
+            if let Some(w) = write {
+                self.fd_activate(w, bits & WRITE_EOF_BITS != 0);
             }
         }
+    }
+
+    /// A report for fd knote `idx`: the kernel says it is ready (and whether finally, `eof`),
+    /// so no re-check is due; the knote is activated.
+    #[inline]
+    fn fd_activate(&mut self, idx: usize, eof: bool) {
+        let kn = &mut self.knotes[idx];
+        if let Some(f) = fdk(kn) {
+            f.eof = eof;
+            f.stale = false;
+        }
+        super::activate_knote(&mut self.ready, idx, kn);
     }
 
     /// Regular files have no readiness events: every enabled knote on one goes on the queue at
@@ -566,11 +581,10 @@ impl State {
     }
 
     /// One `poll(2)` over every stale fd knote on the queue; those no longer ready leave it.
+    /// Called when `maybe_stale` was set (the caller clears it).
+    #[inline(never)]
     fn recheck_stale(&mut self) {
         let fds = &mut self.filters.read_write;
-        if !std::mem::take(&mut fds.maybe_stale) {
-            return;
-        }
         fds.pollfds.clear();
         fds.rechecks.clear();
         for &(idx, gen) in &self.ready {
@@ -634,8 +648,9 @@ impl State {
         }
     }
 
-    /// `data` and `fflags` of an fd event, and whether it is still one: `None` drops it (the
-    /// fd now names another file, or exact data shows the condition no longer holds).
+    /// `data` and `fflags` of an fd event that is measured (exact mode, `NOTE_LOWAT`, a regular
+    /// file), and whether it is still one: `None` drops it (the fd now names another file, or the
+    /// measurement shows the condition no longer holds).
     #[inline]
     fn fd_event_data(
         &mut self,
@@ -668,9 +683,6 @@ impl State {
                     return None;
                 }
             }
-        }
-        if !(exact || lowat || class == FdClass::Regular) {
-            return Some((0, 0));
         }
         if class == FdClass::Unknown {
             class = fdinfo::identify(fd).map_or(FdClass::Other, |(_, c)| c);
