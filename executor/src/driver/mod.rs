@@ -114,6 +114,15 @@ impl Driver {
         }
     }
 
+    /// Adds the EVFILT_WRITE knote (EV_CLEAR) of an fd registered with `register_fd` without
+    /// one, at once (not riding a wait): kqueue evaluates an added knote on attach, and the
+    /// epoll shim queues it for a look at its next scan, signalling its wake eventfd, so a
+    /// thread asleep in [`turn`](Driver::turn) collects the event if the fd is writable now.
+    pub(crate) fn add_write(&self, fd: i32, token: Token) -> io::Result<()> {
+        self.kq
+            .apply(&[Kevent::write(fd, Flags::ADD | Flags::CLEAR, token.udata())])
+    }
+
     /// Registers any other knote (signal, process, user, vnode) for a new slot.
     pub(crate) fn register_other(&self, change: Kevent) -> io::Result<Token> {
         let (token, _) = self.alloc();

@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use crate::driver::{ready as bits, Direction, Driver, Slot, Snapshot, Token, WaitKey};
+use crate::loom::sync::atomic::{AtomicBool, Ordering};
+use crate::loom::sync::Mutex;
+use crate::loom::Locked;
 use crate::runtime::Handle;
 use crate::task::coop;
 
@@ -136,8 +139,16 @@ impl ReadyEvent {
     }
 }
 
-/// An fd registered with a runtime's kqueue: EVFILT_READ and/or EVFILT_WRITE, both EV_CLEAR,
-/// added in one change list.
+/// An fd registered with a runtime's kqueue: EVFILT_READ and/or EVFILT_WRITE, both EV_CLEAR.
+///
+/// A registration that follows both directions adds its EVFILT_WRITE knote only when a writer
+/// first has to wait: until then the fd counts as writable (a socket is, until its send buffer
+/// fills; an operation that finds otherwise says `WouldBlock`, and the wait that follows adds
+/// the knote, which reports the fd at once if it is writable by then). A stream that never
+/// fills its send buffer so never has a WRITE knote, whose events (on the epoll shim, one with
+/// every incoming-data edge) would only repeat what the registration already assumes. Once
+/// added, the knote stays until the registration is dropped. A registration that follows only
+/// writes adds its knote at once (nothing else would tell a closed fd).
 ///
 /// The protocol, for the network types built on it: wait with
 /// [`readable`](Registration::readable) (or [`poll_read_ready`](Registration::poll_read_ready)),
@@ -163,6 +174,11 @@ pub struct Registration {
     token: Token,
     fd: RawFd,
     interest: Interest,
+    /// Whether the EVFILT_WRITE knote is in the kqueue (set once, under `write_add`).
+    write_knote: AtomicBool,
+    /// Held by whoever adds the WRITE knote: one add, and every other writer that must wait
+    /// meanwhile waits for it to be in (or fails with its error itself).
+    write_add: Mutex<()>,
 }
 
 fn not_followed(direction: Direction) -> io::Error {
@@ -230,13 +246,53 @@ impl Registration {
             ));
         }
         let driver = handle.driver();
-        let token = driver.register_fd(fd, interest.is_readable(), interest.is_writable())?;
+        // Both directions: WRITE waits for the first writer that has to wait.
+        let lazy_write = interest.is_readable() && interest.is_writable();
+        let write_now = interest.is_writable() && !lazy_write;
+        let token = driver.register_fd(fd, interest.is_readable(), write_now)?;
+        if lazy_write {
+            // Writable until an operation says otherwise (see the type's docs).
+            driver
+                .slot(token)
+                .set_ready(token.generation(), bits::WRITABLE);
+        }
         Ok(Registration {
             driver,
             token,
             fd,
             interest,
+            write_knote: AtomicBool::new(write_now),
+            write_add: Mutex::new(()),
         })
+    }
+
+    /// For a wait in `direction` that is about to park, its waker already registered and the
+    /// readiness looked at again: makes sure a write waiter has a WRITE knote to wake it.
+    /// Without one, the fd counted as writable until an operation cleared that (it would
+    /// block); the knote is added now, after the waker is in, and kqueue reports an added
+    /// knote whose condition holds at once (the epoll shim too: it looks at the fd at its next
+    /// scan, and wakes a thread asleep in a wait to do so), so an fd writable by then wakes
+    /// the waiter, and one that is not gives the next edge. Several writers may get here at
+    /// once: one adds, the others wait for it under `write_add`, so none parks before the
+    /// knote is in. A failed add (the fd closed behind the registration's back) is this
+    /// poll's error; the next wait tries again.
+    fn follow_writes(&self, direction: Direction) -> io::Result<()> {
+        if direction != Direction::Write || self.write_knote.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _adding = self.write_add.locked();
+        if !self.write_knote.load(Ordering::Acquire) {
+            self.driver.add_write(self.fd, self.token)?;
+            self.write_knote.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Whether the EVFILT_WRITE knote has been added (tests: a stream that never waits to
+    /// write has none).
+    #[cfg(test)]
+    pub(crate) fn has_write_knote(&self) -> bool {
+        self.write_knote.load(Ordering::Acquire)
     }
 
     fn slot(&self) -> &Slot {
@@ -274,6 +330,7 @@ impl Registration {
             self.slot()
                 .poll_ready(generation, direction, direction.side(), cx.waker())
         else {
+            self.follow_writes(direction)?;
             return Poll::Pending;
         };
         coop::spend();
@@ -386,11 +443,12 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        // Only a knote that was added is deleted.
         self.driver.deregister_fd(
             self.fd,
             self.token,
             self.interest.is_readable(),
-            self.interest.is_writable(),
+            self.write_knote.load(Ordering::Acquire),
         );
     }
 }
@@ -441,6 +499,12 @@ impl Future for Readiness<'_> {
                 .slot()
                 .poll_waiter(generation, this.direction, &mut this.key, cx.waker())
         else {
+            if let Err(err) = registration.follow_writes(this.direction) {
+                registration
+                    .slot()
+                    .remove_waiter(this.direction, &mut this.key);
+                return Poll::Ready(Err(err));
+            }
             return Poll::Pending;
         };
         coop::spend();
@@ -464,5 +528,196 @@ impl std::fmt::Debug for Readiness<'_> {
             .field("direction", &self.direction)
             .field("waiting", &self.key.is_some())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Interest;
+    use crate::io::AsyncFd;
+    use crate::runtime::{Builder, Runtime};
+
+    /// More than any socket buffer holds: a writer of this much has to wait.
+    const LOT: usize = 8 << 20;
+
+    fn pair() -> (UnixStream, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    /// Writes all of `buf` through the registration, waiting whenever the socket is full.
+    async fn write_all(fd: &AsyncFd<UnixStream>, mut buf: &[u8]) {
+        while !buf.is_empty() {
+            let n = fd
+                .async_io(Interest::WRITABLE, |mut s| s.write(buf))
+                .await
+                .unwrap();
+            buf = &buf[n..];
+        }
+    }
+
+    /// The same through the one-waker `poll_io` path.
+    async fn write_all_polled(fd: &AsyncFd<UnixStream>, mut buf: &[u8]) {
+        while !buf.is_empty() {
+            let n = std::future::poll_fn(|cx| {
+                let mut s = fd.get_ref();
+                fd.registration()
+                    .poll_transfer(cx, Interest::WRITABLE, buf.len(), || s.write(buf))
+            })
+            .await
+            .unwrap();
+            buf = &buf[n..];
+        }
+    }
+
+    /// A reader on a thread of its own, draining `total` bytes once `fd`'s writer has had to
+    /// wait (its WRITE knote is in: the buffer filled with nobody reading).
+    fn drain(
+        fd: Arc<AsyncFd<UnixStream>>,
+        mut peer: UnixStream,
+        total: usize,
+    ) -> std::thread::JoinHandle<usize> {
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while !fd.registration().has_write_knote() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no writer ever waited for the full buffer"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(fd);
+            let mut buf = vec![0; 64 << 10];
+            let mut got = 0;
+            while got < total {
+                let n = peer.read(&mut buf).unwrap();
+                assert_ne!(n, 0, "EOF after {got} of {total} bytes");
+                got += n;
+            }
+            got
+        })
+    }
+
+    fn runtimes() -> [Runtime; 2] {
+        [
+            Builder::new_current_thread().build().unwrap(),
+            Builder::new_multi_thread()
+                .worker_threads(2)
+                .build()
+                .unwrap(),
+        ]
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_stream_that_never_waits_to_write_adds_no_write_knote() {
+        for rt in runtimes() {
+            rt.block_on(async {
+                let (a, mut b) = pair();
+                let fd = AsyncFd::new(a).unwrap();
+                assert!(!fd.registration().has_write_knote());
+                let mut echoed = [0; 64];
+                for i in 0..100u8 {
+                    write_all(&fd, &[i; 64]).await;
+                    write_all_polled(&fd, &[i; 64]).await;
+                    // Both writes fit the buffer: the peer reads them at leisure.
+                    b.read_exact(&mut echoed).unwrap();
+                    b.read_exact(&mut echoed).unwrap();
+                    assert_eq!(echoed, [i; 64]);
+                    // The read direction still works: an echo back.
+                    b.write_all(&[i; 8]).unwrap();
+                    let mut back = [0; 8];
+                    let n = fd
+                        .async_io(Interest::READABLE, |mut s| s.read(&mut back))
+                        .await
+                        .unwrap();
+                    assert_eq!(back[..n], [i; 8][..n]);
+                    if n < 8 {
+                        let mut rest = [0; 8];
+                        let m = fd
+                            .async_io(Interest::READABLE, |mut s| s.read(&mut rest[..8 - n]))
+                            .await
+                            .unwrap();
+                        assert!(m > 0);
+                    }
+                }
+                assert!(
+                    !fd.registration().has_write_knote(),
+                    "a WRITE knote was added though no write ever had to wait"
+                );
+            });
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_writer_on_a_full_socket_is_woken_when_the_peer_drains() {
+        for rt in runtimes() {
+            for polled in [false, true] {
+                let (a, b) = pair();
+                let fd = Arc::new(rt.block_on(async { AsyncFd::new(a).unwrap() }));
+                let reader = drain(Arc::clone(&fd), b, LOT);
+                rt.block_on(async {
+                    let data = vec![7; LOT];
+                    let write = async {
+                        if polled {
+                            write_all_polled(&fd, &data).await;
+                        } else {
+                            write_all(&fd, &data).await;
+                        }
+                    };
+                    crate::time::timeout(Duration::from_secs(60), write)
+                        .await
+                        .expect("the writer was never woken");
+                });
+                assert_eq!(reader.join().unwrap(), LOT);
+            }
+        }
+    }
+
+    /// Several tasks on both workers write one stream, all waiting on the full buffer at once:
+    /// one of them adds the WRITE knote, and every one is woken by the drain. (At most one
+    /// uses the one-waker `poll_*` path: a second would replace the first's waker.)
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn writers_on_several_workers_share_the_late_write_knote() {
+        const WRITERS: usize = 4;
+        let rt = Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        for round in 0..4 {
+            let (a, b) = pair();
+            let fd = Arc::new(rt.block_on(async { AsyncFd::new(a).unwrap() }));
+            let reader = drain(Arc::clone(&fd), b, LOT);
+            let tasks: Vec<_> = (0..WRITERS)
+                .map(|i| {
+                    let fd = Arc::clone(&fd);
+                    rt.spawn(async move {
+                        let data = vec![i as u8; LOT / WRITERS];
+                        if i == 0 && round % 2 == 1 {
+                            write_all_polled(&fd, &data).await;
+                        } else {
+                            write_all(&fd, &data).await;
+                        }
+                    })
+                })
+                .collect();
+            rt.block_on(async {
+                for t in tasks {
+                    crate::time::timeout(Duration::from_secs(60), t)
+                        .await
+                        .expect("a writer was never woken")
+                        .unwrap();
+                }
+            });
+            assert_eq!(reader.join().unwrap(), LOT);
+        }
     }
 }
