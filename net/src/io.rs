@@ -128,18 +128,20 @@ where
     })
 }
 
-/// tokio's `poll_read`: reads into the unfilled part of `buf` (initialised once: tokio's
-/// `ReadBuf` remembers what was, so a reused buffer is not zeroed again).
+/// tokio's `poll_read`: `read(2)` straight into the unfilled part of `buf`, which is never
+/// zeroed first (the same path as hyper's reads, [`poll_read_uninit`]).
 #[cfg(feature = "tokio-io")]
 pub(crate) fn poll_read_buf<T: AsFd>(
     fd: &AsyncFd<T>,
     cx: &mut Context<'_>,
     buf: &mut tokio::io::ReadBuf<'_>,
-) -> Poll<io::Result<()>>
-where
-    for<'a> &'a T: Read,
-{
-    let n = std::task::ready!(poll_read(fd, cx, buf.initialize_unfilled()))?;
+) -> Poll<io::Result<()>> {
+    // SAFETY: the slice is only handed to read(2), which writes bytes into it and never
+    // de-initialises any.
+    let unfilled = unsafe { buf.unfilled_mut() };
+    let n = std::task::ready!(poll_read_uninit(fd, cx, unfilled))?;
+    // SAFETY: read(2) returned `n`: it wrote the first `n` bytes of the unfilled part.
+    unsafe { buf.assume_init(n) };
     buf.advance(n);
     Poll::Ready(Ok(()))
 }

@@ -66,3 +66,35 @@ fn framed_lines_over_a_unix_pair() {
         });
     });
 }
+
+/// tokio's `poll_read` reads straight into the `ReadBuf`'s uninitialised part: the bytes past
+/// what was read keep whatever they held (zeroing the unfilled part first, as
+/// `initialize_unfilled` does, would overwrite them).
+#[test]
+fn poll_read_does_not_zero_the_unfilled_part() {
+    use std::mem::MaybeUninit;
+    use std::pin::Pin;
+    use tokio::io::{AsyncRead, ReadBuf};
+
+    on(&[Flavour::Current], |rt, _| {
+        rt.block_on(async {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            futures_util::AsyncWriteExt::write_all(&mut a, b"hello")
+                .await
+                .unwrap();
+            let mut storage = [MaybeUninit::new(0xa5u8); 64];
+            let mut buf = ReadBuf::uninit(&mut storage);
+            let mut b = b;
+            std::future::poll_fn(|cx| Pin::new(&mut b).poll_read(cx, &mut buf))
+                .await
+                .unwrap();
+            assert_eq!(buf.filled(), b"hello");
+            // SAFETY: every byte of `storage` was initialised when it was created.
+            let rest: Vec<u8> = storage[5..]
+                .iter()
+                .map(|byte| unsafe { byte.assume_init() })
+                .collect();
+            assert!(rest.iter().all(|&byte| byte == 0xa5), "{rest:?}");
+        })
+    });
+}
