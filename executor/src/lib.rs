@@ -22,7 +22,7 @@
 //!   touch it).
 //! - **Runtimes** (`runtime`): current-thread (one thread, plain `VecDeque` run queue),
 //!   multi-thread (a kqueue, a bounded run queue and a LIFO slot per worker, stealing,
-//!   coalesced wake-ups; `benches/wake_paths.rs` measured why a kqueue per worker),
+//!   coalesced wake-ups; `bench/benches/wake_paths.rs` measured why a kqueue per worker),
 //!   [`runtime::LocalRuntime`] for hosts that own their loop, and a blocking pool.
 //! - **Time** ([`time`]): a user-space timer heap per driver, lock-free to arm, reset and cancel
 //!   from any thread; waits are shortened to the earliest deadline (nanosecond precision), and

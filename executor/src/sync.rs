@@ -9,7 +9,7 @@
 //!   (the crate with only its `sync` feature). One crate covers all of them with fair (FIFO)
 //!   wake-up order for the semaphore and the locks, and the smol-side crates (`async-lock`,
 //!   `event-listener`, `async-broadcast`) have no `watch`. Measured on knote's runtimes
-//!   (`benches/sync_primitives.rs`), tokio's is the faster where it matters: `Notify`'s wake
+//!   (`bench/benches/sync_primitives.rs`), tokio's is the faster where it matters: `Notify`'s wake
 //!   round trip, broadcast fan-out, a Mutex held across awaits by contending tasks, and the
 //!   oneshot (against futures-channel's too). async-lock's uncontended Mutex and its Semaphore
 //!   on a current-thread runtime are faster; not enough to split the module across two crates

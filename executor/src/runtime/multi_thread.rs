@@ -13,7 +13,7 @@
 //! who watches and when a worker counts as stuck). So no socket waits for a stuck worker longer
 //! than about two spells.
 //!
-//! `benches/wake_paths.rs` compares this with one kqueue shared by all workers: a wake-up
+//! `bench/benches/wake_paths.rs` compares this with one kqueue shared by all workers: a wake-up
 //! aimed at one worker's own kqueue costs one sleeping thread, while a shared kqueue rouses
 //! more than one waiter per trigger and cannot wake the particular worker that has the work.
 //!

@@ -10,7 +10,7 @@
 //! resolution (1 ms in tokio), and knote keeps nanosecond deadlines: a sleep of 100 µs is
 //! measured to wake 37 µs late at the median where tokio's wakes 1 ms late. A wheel with a
 //! nanosecond first level would need far more levels or slots. The heap orders exact
-//! deadlines; its costs, measured (`benches/timer_lateness.rs`, `rt_current_thread`
+//! deadlines; its costs, measured (`bench/benches/timer_lateness.rs`, `rt_current_thread`
 //! `sleep_1m`/`sleep_drop_100k`, `idle_task_memory`), are within the targets: sleeps of one length are inserted in
 //! deadline order (a push sifts no further than one comparison), and a cancel costs no heap
 //! operation at all (below).

@@ -3,10 +3,14 @@
 //! (`async-channel`, `async-lock`, `event-listener`, `async-broadcast`).
 //!
 //! ```text
-//! cargo bench --bench sync_primitives                       # paired table, then criterion
-//! KNOTE_BENCH_PAIRED_ONLY=1 cargo bench --bench sync_primitives   # the paired table only
-//! KNOTE_BENCH_ROUNDS=31 cargo bench --bench sync_primitives       # more rounds (default 15)
-//! cargo bench --bench sync_primitives -- mpsc               # criterion: one workload family
+//! # the paired table, then criterion
+//! cargo bench -p knote-bench --bench sync_primitives
+//! # the paired table only
+//! KNOTE_BENCH_PAIRED_ONLY=1 cargo bench -p knote-bench --bench sync_primitives
+//! # more rounds (default 15)
+//! KNOTE_BENCH_ROUNDS=31 cargo bench -p knote-bench --bench sync_primitives
+//! # criterion: one workload family
+//! cargo bench -p knote-bench --bench sync_primitives -- mpsc
 //! ```
 //!
 //! Every workload runs on a current-thread runtime (`ct`) and on a multi-thread runtime with two

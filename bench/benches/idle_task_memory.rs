@@ -2,7 +2,7 @@
 //! and run to their first `Pending`, then never woken again.
 //!
 //! ```text
-//! cargo bench --bench idle_task_memory      # the full table (a few seconds)
+//! cargo bench -p knote-bench --bench idle_task_memory    # the full table (a few seconds)
 //! ```
 //!
 //! Method (the same for both runtimes): a counting global allocator tracks the bytes (and

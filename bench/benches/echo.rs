@@ -15,8 +15,8 @@
 //! the per-round ratios.
 //!
 //! ```text
-//! cargo bench --bench echo                    # both flavours
-//! ECHO_FLAVOUR=current cargo bench --bench echo
+//! cargo bench -p knote-bench --bench echo    # both flavours
+//! ECHO_FLAVOUR=current cargo bench -p knote-bench --bench echo
 //! ```
 //!
 //! Env: `ECHO_FLAVOUR` (current, multi, both), `ECHO_ROUNDS` (default 7), `ECHO_MS` per round
@@ -26,7 +26,7 @@
 //! (`echo --serve knote|knote-multi|tokio|tokio-multi|reactor`, printing `listening on ADDR` to
 //! stderr and exiting once its 64 connections have closed) and the load alone
 //! (`echo --load ADDR ROUNDS`: every connection echoes ROUNDS messages, then all close):
-//! `benches/syscalls.sh` traces the server process only.
+//! `bench/syscalls.sh` traces the server process only.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -36,10 +36,10 @@ use std::time::{Duration, Instant};
 
 // The examples' `main`s are their entry points when built as examples; unused here.
 #[allow(dead_code)]
-#[path = "../examples/echo.rs"]
+#[path = "../../examples/echo.rs"]
 mod knote_echo;
 #[allow(dead_code)]
-#[path = "../examples/reactor_echo.rs"]
+#[path = "../../examples/reactor_echo.rs"]
 mod reactor_echo;
 
 const CONNS: usize = 64;

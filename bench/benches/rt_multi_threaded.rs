@@ -1,17 +1,17 @@
 //! knote's multi-thread runtime and tokio's, side by side, in one run.
 //!
 //! ```text
-//! cargo bench --bench rt_multi_threaded                    # 3-4 minutes on 2 cores
-//! KNOTE_BENCH_WORKERS=4 cargo bench --bench rt_multi_threaded   # only tokio's 4 workers
-//! benches/executor_ratios.sh                               # both executor benches, 3
-//!                                                          # interleaved runs, a ratio table
+//! cargo bench -p knote-bench --bench rt_multi_threaded    # 3-4 minutes on 2 cores
+//! # only tokio's 4 workers:
+//! KNOTE_BENCH_WORKERS=4 cargo bench -p knote-bench --bench rt_multi_threaded
+//! bench/executor_ratios.sh            # both executor benches, 3 interleaved runs, a ratio table
 //! ```
 //!
 //! Every workload is one criterion group (`mt_NAME`) holding `knote/W` and `tokio/W` for each
 //! worker count W (`KNOTE_BENCH_WORKERS`, default `4,2`: tokio's bench uses 4 workers, which
 //! on a 2-core machine means more workers than cores; 2 is one worker per core). criterion
 //! measures them in the same process run, one after the other. Quote the ratios, not the times
-//! (see `benches/BENCHMARKS.md`). As in `rt_current_thread.rs`, the workload code is written
+//! (see `bench/BENCHMARKS.md`). As in `rt_current_thread.rs`, the workload code is written
 //! once (`workloads!`) and expanded in `on_knote` and `on_tokio`, which differ only in their
 //! imports and in how the runtime is built (tokio with `enable_all()`, as tokio's bench does).
 //!

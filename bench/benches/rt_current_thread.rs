@@ -1,15 +1,15 @@
 //! knote's current-thread runtime and tokio's, side by side, in one run.
 //!
 //! ```text
-//! cargo bench --bench rt_current_thread                  # under a minute on 2 cores
-//! cargo bench --bench rt_current_thread -- yield_many    # one workload
-//! benches/executor_ratios.sh                             # both executor benches, 3 interleaved
-//!                                                        # runs, a knote ÷ tokio table
+//! cargo bench -p knote-bench --bench rt_current_thread                # under a minute, 2 cores
+//! cargo bench -p knote-bench --bench rt_current_thread -- yield_many  # one workload
+//! bench/executor_ratios.sh                    # both executor benches, 3 interleaved runs,
+//!                                             # a knote ÷ tokio table
 //! ```
 //!
 //! Every workload is one criterion group (`ct_NAME`) holding a `knote` and a `tokio` function,
 //! so criterion measures the two in the same process run, one after the other. Quote the
-//! ratios, not the times (see `benches/BENCHMARKS.md`). The workload code is written once, in
+//! ratios, not the times (see `bench/BENCHMARKS.md`). The workload code is written once, in
 //! the `workloads!` macro, and expanded twice: in `on_knote` and in `on_tokio`, whose only
 //! differences are the imports (`spawn`, `yield_now`, `sleep`, `timeout`, `oneshot`, …) and
 //! how the runtime is built. So both sides run literally the same code shape.

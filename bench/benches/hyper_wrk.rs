@@ -10,7 +10,7 @@
 //! about the load generator than the runtime, while CPU per request still measures the server.
 //!
 //! ```text
-//! cargo bench --features hyper --bench hyper_wrk
+//! cargo bench -p knote-bench --bench hyper_wrk
 //! HYPER_WRK_ROUNDS=7 HYPER_WRK_SECS=5 HYPER_WRK_FLAVOURS=current cargo bench ...
 //! ```
 //!
@@ -21,7 +21,7 @@
 //! installed), and a current-thread server to CPU 0, so load and server do not share a core.
 
 #[allow(dead_code)]
-#[path = "../examples/hyper_hello.rs"]
+#[path = "../../examples/hyper_hello.rs"]
 mod hyper_hello;
 
 use std::net::SocketAddr;

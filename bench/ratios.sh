@@ -2,9 +2,9 @@
 # Runs the reactor_vs_mio benchmark and prints knote ÷ mio ratios of criterion's median
 # estimates (target/criterion/**/new/estimates.json) as a table.
 #
-# usage: benches/ratios.sh [CRITERION ARGS...]      e.g. benches/ratios.sh --quick
-#        RUNS=3 benches/ratios.sh                    3 runs, each measuring knote and mio in turn;
-#                                                    the table shows medians over the runs
+# usage: bench/ratios.sh [CRITERION ARGS...]      e.g. bench/ratios.sh --quick
+#        RUNS=3 bench/ratios.sh                    3 runs, each measuring knote and mio in turn;
+#                                                  the table shows medians over the runs
 #
 # Ratios below 1 mean knote is faster. Only estimates written by this invocation are read, so a
 # filter argument (e.g. `register`) leaves the other rows as n/a instead of showing stale data.
@@ -29,9 +29,9 @@ snapshots="$(mktemp -d)"
 trap 'rm -rf "$snapshots"' EXIT
 
 for run in $(seq 1 "$RUNS"); do
-    echo "==> run $run of $RUNS: cargo bench --bench reactor_vs_mio -- $*" >&2
+    echo "==> run $run of $RUNS: cargo bench -p knote-bench --bench reactor_vs_mio -- $*" >&2
     started="$(date +%s)"
-    cargo bench --bench reactor_vs_mio -- "$@" >&2
+    cargo bench -p knote-bench --bench reactor_vs_mio -- "$@" >&2
     # Keep this run's medians (ns per iteration) before the next run overwrites them.
     python3 - "$criterion_dir" "$started" >"$snapshots/run$run.json" <<'EOF'
 import json, os, sys

@@ -8,9 +8,9 @@
 //! A second pair compares the stream APIs the same way: `knote::net::TcpStream` through
 //! futures-io's `read`/`write_all` against `tokio::net::TcpStream` through tokio's.
 //!
-//! `cargo bench --bench echo_multi` (env: ECHO_ROUNDS, default 7; ECHO_MS per round, 300;
-//! ECHO_WORKERS, 2; ECHO_ONLY=knote or tokio runs that side alone and prints the messages
-//! echoed, for `strace -c -f` or `perf`: system calls per message).
+//! `cargo bench -p knote-bench --bench echo_multi` (env: ECHO_ROUNDS, default 7; ECHO_MS per
+//! round, 300; ECHO_WORKERS, 2; ECHO_ONLY=knote or tokio runs that side alone and prints the
+//! messages echoed, for `strace -c -f` or `perf`: system calls per message).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -31,8 +31,8 @@ fn env(name: &str, default: u64) -> u64 {
 
 /// Echo on knote: accept `CONNS` connections, one task each.
 fn knote_server(workers: usize, listener: TcpListener, stop: Arc<AtomicBool>) {
-    use knote_executor::io::AsyncFd;
-    let rt = knote_executor::runtime::Builder::new_multi_thread()
+    use knote::io::AsyncFd;
+    let rt = knote::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .build()
         .unwrap();
@@ -128,7 +128,7 @@ fn tokio_server(workers: usize, listener: TcpListener, stop: Arc<AtomicBool>) {
 /// Echo on knote-net's `TcpStream`, with futures-io's `AsyncReadExt`/`AsyncWriteExt`.
 fn knote_net_server(workers: usize, listener: TcpListener, stop: Arc<AtomicBool>) {
     use futures_util::io::{AsyncReadExt, AsyncWriteExt};
-    let rt = knote_executor::runtime::Builder::new_multi_thread()
+    let rt = knote::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .build()
         .unwrap();

@@ -1,14 +1,14 @@
 //! knote's reactor and mio side by side, on the same work, in one run.
 //!
 //! ```text
-//! cargo bench --bench reactor_vs_mio -- --quick     # without --quick: under a minute
-//! benches/ratios.sh                                 # the same, then a knote ÷ mio table
-//! benches/syscalls.sh                               # system calls per operation (strace)
+//! cargo bench -p knote-bench --bench reactor_vs_mio -- --quick  # without --quick: < a minute
+//! bench/ratios.sh                              # the same, then a knote ÷ mio table
+//! bench/syscalls.sh                            # system calls per operation (strace)
 //! ```
 //!
 //! Every group holds the knote function(s) and the mio function of one workload, so criterion
 //! measures them in the same process run, one after the other. Quote the ratios, not the times
-//! (see `benches/BENCHMARKS.md`). Loopback TCP only. knote uses
+//! (see `bench/BENCHMARKS.md`). Loopback TCP only. knote uses
 //! `Kqueue::builder().exact_data(false)` — what an executor uses — except where a function's
 //! name says `exact`.
 //!
@@ -37,7 +37,7 @@
 //!   timer alone, with no mio counterpart.
 //!
 //! With `KNOTE_SYSCALL_OP=NAME:COUNT` in the environment the binary runs COUNT steps of one
-//! workload instead of benchmarking (for `strace -c`; see `benches/syscalls.sh`). `NAME` is
+//! workload instead of benchmarking (for `strace -c`; see `bench/syscalls.sh`). `NAME` is
 //! one of the names in `WORKLOADS`.
 
 use std::hint::black_box;

@@ -4,8 +4,8 @@
 //! runtimes interleaved round by round (knote, tokio, knote, ...) so that load on the machine
 //! hits both alike.
 //!
-//! `cargo bench --bench timer_lateness` (about 8 s). `KNOTE_LATENESS_ROUNDS=N` changes the
-//! rounds per duration (default 3, each 100 sleeps per runtime).
+//! `cargo bench -p knote-bench --bench timer_lateness` (about 8 s). `KNOTE_LATENESS_ROUNDS=N`
+//! changes the rounds per duration (default 3, each 100 sleeps per runtime).
 
 use std::time::{Duration, Instant};
 

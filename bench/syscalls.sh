@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System calls per operation, knote vs mio, counted with `strace -c -f`.
 #
-# usage: benches/syscalls.sh [COUNT]     (default 2000 operations per workload)
+# usage: bench/syscalls.sh [COUNT]     (default 2000 operations per workload)
 #
 # For each workload of benches/reactor_vs_mio.rs the bench binary runs in its counting mode
 # (KNOTE_SYSCALL_OP=NAME:COUNT) twice under strace: once with 0 operations (set-up only) and
@@ -48,7 +48,8 @@ cleanup() {
 trap cleanup EXIT
 
 echo "==> building the bench binary and the example (release)" >&2
-bench_bin="$(cargo bench --bench reactor_vs_mio --no-run --message-format=json 2>/dev/null |
+bench_bin="$(cargo bench -p knote-bench --bench reactor_vs_mio --no-run --message-format=json \
+    2>/dev/null |
     python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -60,8 +61,8 @@ if [[ -z $bench_bin ]]; then
     echo "could not find the reactor_vs_mio bench executable" >&2
     exit 1
 fi
-cargo build --release --example reactor_echo >&2
-echo_bench="$(cargo bench --bench echo --no-run --message-format=json 2>/dev/null |
+cargo build --release -p knote --example reactor_echo >&2
+echo_bench="$(cargo bench -p knote-bench --bench echo --no-run --message-format=json 2>/dev/null |
     python3 -c '
 import json, sys
 for line in sys.stdin:

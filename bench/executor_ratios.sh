@@ -2,14 +2,14 @@
 # Runs the executor benchmarks (rt_current_thread, rt_multi_threaded) and prints knote ÷ tokio
 # ratios of criterion's median estimates (target/criterion/**/new/estimates.json) as a table.
 #
-# usage: benches/executor_ratios.sh [CRITERION ARGS...]    e.g. benches/executor_ratios.sh ping_pong
-#        RUNS=5 benches/executor_ratios.sh                  5 runs (default 3); the table shows the
-#                                                           median over the runs of each run's ratio
-#        BENCHES=rt_current_thread benches/executor_ratios.sh    one of the two benches only
-#        KNOTE_BENCH_WORKERS=4 benches/executor_ratios.sh       multi-thread: 4 workers only
-#        MEMORY=1 benches/executor_ratios.sh                also print the idle-task memory table
-#        CALLGRIND=1 benches/executor_ratios.sh             instead: instructions per operation of
-#                                                           the current-thread workloads (valgrind)
+# usage: bench/executor_ratios.sh [CRITERION ARGS...]    e.g. bench/executor_ratios.sh ping_pong
+#        RUNS=5 bench/executor_ratios.sh                  5 runs (default 3); the table shows the
+#                                                         median over the runs of each run's ratio
+#        BENCHES=rt_current_thread bench/executor_ratios.sh    one of the two benches only
+#        KNOTE_BENCH_WORKERS=4 bench/executor_ratios.sh     multi-thread: 4 workers only
+#        MEMORY=1 bench/executor_ratios.sh                also print the idle-task memory table
+#        CALLGRIND=1 bench/executor_ratios.sh             instead: instructions per operation of
+#                                                         the current-thread workloads (valgrind)
 #
 # Runs alternate which side criterion measures first in every group (KNOTE_BENCH_FIRST), so
 # with RUNS >= 2 the two sides are interleaved A B, B A, A B … Ratios below 1 mean knote is
@@ -31,7 +31,7 @@ if ! command -v python3 >/dev/null 2>&1; then
     exit 1
 fi
 
-bench_args=()
+bench_args=(-p knote-bench)
 for b in $BENCHES; do
     bench_args+=(--bench "$b")
 done
@@ -46,8 +46,9 @@ if [[ ${CALLGRIND:-0} == 1 ]]; then
         echo "CALLGRIND=1 needs valgrind (apt-get install valgrind)" >&2
         exit 1
     fi
-    cargo bench --bench rt_current_thread --no-run >&2
-    exe="$(cargo bench --bench rt_current_thread --no-run --message-format=json 2>/dev/null |
+    cargo bench -p knote-bench --bench rt_current_thread --no-run >&2
+    exe="$(cargo bench -p knote-bench --bench rt_current_thread --no-run --message-format=json \
+        2>/dev/null |
         python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
@@ -192,5 +193,5 @@ EOF
 
 if [[ ${MEMORY:-0} == 1 ]]; then
     echo
-    cargo bench --bench idle_task_memory 2>/dev/null
+    cargo bench -p knote-bench --bench idle_task_memory 2>/dev/null
 fi

@@ -1,7 +1,7 @@
 //! The I/O readiness round trip, knote's `AsyncFd` and tokio's side by side, in one run.
 //!
 //! ```text
-//! cargo bench --bench io_readiness -- --quick
+//! cargo bench -p knote-bench --bench io_readiness -- --quick
 //! KNOTE_BENCH_OP=io_ping_pong/knote:20 valgrind --tool=callgrind target/release/deps/io_readiness-*
 //! ```
 //!

@@ -2,10 +2,14 @@
 //! executor): a kqueue per worker, or one kqueue shared by all workers.
 //!
 //! ```text
-//! KNOTE_BENCH_PIN=1 cargo bench --bench wake_paths      # all designs, W = 2 and 4 (~75 s)
-//! cargo bench --bench wake_paths                        # unpinned (noisy on small VMs)
-//! KNOTE_BENCH_WORKERS=4 cargo bench --bench wake_paths  # W = 4 only
-//! KNOTE_BENCH_FIRST=shared cargo bench --bench wake_paths   # shared measured first
+//! # all designs, W = 2 and 4 (~75 s)
+//! KNOTE_BENCH_PIN=1 cargo bench -p knote-bench --bench wake_paths
+//! # unpinned (noisy on small VMs)
+//! cargo bench -p knote-bench --bench wake_paths
+//! # W = 4 only
+//! KNOTE_BENCH_WORKERS=4 cargo bench -p knote-bench --bench wake_paths
+//! # shared measured first
+//! KNOTE_BENCH_FIRST=shared cargo bench -p knote-bench --bench wake_paths
 //! KNOTE_BENCH_OP=shared/4:20000 target/release/deps/wake_paths-*   # 20,000 wakes, no criterion
 //! KNOTE_BENCH_OP=paired/4:25 target/release/deps/wake_paths-*      # the paired ratios only
 //! ```
