@@ -82,6 +82,7 @@ const FIRST_ENV: &str = "KNOTE_BENCH_FIRST";
 /// The environment variable listing the thread counts to measure.
 const WORKERS_ENV: &str = "KNOTE_BENCH_WORKERS";
 /// The environment variable that pins the threads (Linux): `KNOTE_BENCH_PIN=1`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 const PIN_ENV: &str = "KNOTE_BENCH_PIN";
 
 /// The `EV_CLEAR` user knote a wake triggers.
