@@ -128,6 +128,21 @@ where
     })
 }
 
+/// Shuts the write side of a stream's socket down (the peer reads EOF): the one path of every
+/// stream's and write half's `poll_close` (futures-io) and `poll_shutdown` (tokio).
+///
+/// `ENOTCONN` is success: the peer already reset the connection (a client that closes with a
+/// reply unread does that, and so does a Unix peer that closed, on the BSDs), so nothing more
+/// can reach it, which is what the shutdown was for; a graceful close (hyper's, a proxy's
+/// half-close) then ends cleanly instead of as an I/O error. Every other error is returned.
+/// (The streams' own `shutdown(how)` stays std's, `ENOTCONN` included.)
+pub(crate) fn shutdown_write(sock: &impl AsFd) -> io::Result<()> {
+    match socket2::SockRef::from(sock).shutdown(std::net::Shutdown::Write) {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        other => other,
+    }
+}
+
 /// tokio's `poll_read`: `read(2)` straight into the unfilled part of `buf`, which is never
 /// zeroed first (the same path as hyper's reads, [`poll_read_uninit`]).
 #[cfg(feature = "tokio-io")]
@@ -185,11 +200,11 @@ macro_rules! impl_read {
     };
 }
 
-/// Implements the write traits for a stream type: `|$s| $fd` names its `&AsyncFd<_>`, and
-/// `$shutdown` (a function of `$s`) shuts its write side, which is what closing means; an
-/// optional `where [...]` clause as `impl_read!`'s.
+/// Implements the write traits for a stream type: `|$s| $fd` names its `&AsyncFd<_>`; closing
+/// shuts its write side down ([`shutdown_write`]). An optional `where [...]` clause as
+/// `impl_read!`'s.
 macro_rules! impl_write {
-    ([$($gen:tt)*] $ty:ty $(where [$($wc:tt)*])?, |$s:ident| $fd:expr, $shutdown:expr) => {
+    ([$($gen:tt)*] $ty:ty $(where [$($wc:tt)*])?, |$s:ident| $fd:expr) => {
         impl<$($gen)*> futures_io::AsyncWrite for $ty $(where $($wc)*)? {
             fn poll_write(
                 self: std::pin::Pin<&mut Self>,
@@ -217,13 +232,14 @@ macro_rules! impl_write {
                 std::task::Poll::Ready(Ok(()))
             }
 
-            /// Shuts the write side down (the peer reads EOF).
+            /// Shuts the write side down (the peer reads EOF); a connection the peer already
+            /// reset has nothing left to shut: `Ok`.
             fn poll_close(
                 self: std::pin::Pin<&mut Self>,
                 _cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
                 let $s = &*self;
-                std::task::Poll::Ready($shutdown)
+                std::task::Poll::Ready(crate::io::shutdown_write($fd.get_ref()))
             }
         }
 
@@ -263,7 +279,7 @@ macro_rules! impl_write {
                 _cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
                 let $s = &*self;
-                std::task::Poll::Ready($shutdown)
+                std::task::Poll::Ready(crate::io::shutdown_write($fd.get_ref()))
             }
         }
     };

@@ -8,7 +8,6 @@
 
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
-use std::net::Shutdown;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -49,7 +48,7 @@ pub trait Stream: sealed::Sealed {
     ) -> Poll<io::Result<usize>>;
 
     #[doc(hidden)]
-    fn shutdown_write(&self) -> io::Result<()>;
+    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
 /// The `Stream` methods for a knote stream type, each its own one.
@@ -80,22 +79,12 @@ macro_rules! impl_stream {
                 AsyncWrite::poll_write_vectored(Pin::new(&mut this), cx, bufs)
             }
 
-            fn shutdown_write(&self) -> io::Result<()> {
-                shutdown_result(self.shutdown(Shutdown::Write))
+            fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let mut this = self;
+                AsyncWrite::poll_close(Pin::new(&mut this), cx)
             }
         }
     };
-}
-
-/// What shutting the write side down reports: `ENOTCONN` means the peer already reset the
-/// connection (a client closing with a reply unread does that), so nothing more can reach
-/// it, which is what the shutdown was for: hyper's graceful close then ends cleanly instead
-/// of as an I/O error. Every other error is passed on.
-fn shutdown_result(result: io::Result<()>) -> io::Result<()> {
-    match result {
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-        other => other,
-    }
 }
 
 impl_stream!(TcpStream);
@@ -182,8 +171,8 @@ impl<T: Stream> Write for KnoteIo<T> {
     }
 
     /// Shuts the socket's write side (the peer reads EOF); reading goes on. A connection the
-    /// peer already reset has nothing left to shut: that is `Ok`.
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.inner.shutdown_write())
+    /// peer already reset has nothing left to shut: that is `Ok` (knote-net's write shutdown).
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_shutdown(cx)
     }
 }

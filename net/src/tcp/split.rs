@@ -1,18 +1,16 @@
 //! Borrowed halves of a stream: a reader and a writer that borrow it, so two futures (or two
 //! scoped tasks) can use one stream at once without an `Arc`. One implementation serves
 //! [`TcpStream`] (the default type parameter) and [`UnixStream`](crate::UnixStream): the
-//! halves only need the stream's registered descriptor and its write shutdown, which
-//! [`sealed::Split`] gives.
+//! halves only need the stream's registered descriptor, which [`sealed::Split`] gives.
 
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
 use super::TcpStream;
 use crate::io::{impl_read, impl_write};
 
 pub(crate) mod sealed {
-    use std::io;
     use std::os::fd::AsFd;
 
     use knote_executor::io::AsyncFd;
@@ -25,9 +23,6 @@ pub(crate) mod sealed {
 
         /// The stream's registered descriptor, which both halves read and write through.
         fn fd(&self) -> &AsyncFd<Self::Std>;
-
-        /// Shuts the write side down: what closing the write half means.
-        fn shutdown_write(&self) -> io::Result<()>;
     }
 }
 
@@ -101,11 +96,7 @@ impl Split for TcpStream {
     fn fd(&self) -> &knote_executor::io::AsyncFd<std::net::TcpStream> {
         TcpStream::fd(self)
     }
-
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
 }
 
 impl_read!(['a, S: Split] ReadHalf<'a, S> where [for<'b> &'b S::Std: std::io::Read], |s| s.0.fd());
-impl_write!(['a, S: Split] WriteHalf<'a, S> where [for<'b> &'b S::Std: std::io::Write], |s| s.0.fd(), s.0.shutdown_write());
+impl_write!(['a, S: Split] WriteHalf<'a, S> where [for<'b> &'b S::Std: std::io::Write], |s| s.0.fd());

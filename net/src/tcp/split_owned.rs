@@ -111,7 +111,7 @@ impl<S> AsRef<S> for OwnedWriteHalf<S> {
 }
 
 impl_read!([S: Split] OwnedReadHalf<S> where [for<'b> &'b S::Std: std::io::Read], |s| s.stream.fd());
-impl_write!([S: Split] OwnedWriteHalf<S> where [for<'b> &'b S::Std: std::io::Write], |s| s.stream.fd(), s.stream.shutdown_write());
+impl_write!([S: Split] OwnedWriteHalf<S> where [for<'b> &'b S::Std: std::io::Write], |s| s.stream.fd());
 
 /// [`OwnedReadHalf::reunite`] was given halves of two different streams: here they are back.
 #[derive(Debug)]

@@ -202,7 +202,7 @@ use super::{split, split_owned};
 
 impl_read!([] TcpStream, |s| &s.io);
 impl_read!(['a] &'a TcpStream, |s| &s.io);
-impl_write!([] TcpStream, |s| &s.io, s.shutdown(Shutdown::Write));
-impl_write!(['a] &'a TcpStream, |s| &s.io, s.shutdown(Shutdown::Write));
+impl_write!([] TcpStream, |s| &s.io);
+impl_write!(['a] &'a TcpStream, |s| &s.io);
 
 crate::impl_fd!(TcpStream, net::TcpStream);

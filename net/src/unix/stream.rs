@@ -164,10 +164,6 @@ impl Split for UnixStream {
     fn fd(&self) -> &AsyncFd<net::UnixStream> {
         &self.io
     }
-
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
 }
 
 /// The addresses of the stream a half belongs to, on every Unix half type.
@@ -196,7 +192,7 @@ half_addrs!(
 
 impl_read!([] UnixStream, |s| &s.io);
 impl_read!(['a] &'a UnixStream, |s| &s.io);
-impl_write!([] UnixStream, |s| &s.io, s.shutdown(Shutdown::Write));
-impl_write!(['a] &'a UnixStream, |s| &s.io, s.shutdown(Shutdown::Write));
+impl_write!([] UnixStream, |s| &s.io);
+impl_write!(['a] &'a UnixStream, |s| &s.io);
 
 crate::impl_fd!(UnixStream, net::UnixStream);
