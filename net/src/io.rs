@@ -18,6 +18,8 @@ use std::task::{Context, Poll};
 
 use knote_executor::io::{AsyncFd, Interest, Registration};
 
+use crate::stream::sealed::StdStream;
+
 /// `Registration::poll_transfer` in the read (`write == false`) or write direction.
 fn poll_stream_op(
     registration: &Registration,
@@ -35,19 +37,16 @@ fn poll_stream_op(
 }
 
 /// Reads into `buf` when readable (an empty `buf` reads nothing, at once).
-pub(crate) fn poll_read<T: AsFd>(
+pub(crate) fn poll_read<T: StdStream>(
     fd: &AsyncFd<T>,
     cx: &mut Context<'_>,
     buf: &mut [u8],
-) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Read,
-{
+) -> Poll<io::Result<usize>> {
     if buf.is_empty() {
         return Poll::Ready(Ok(0));
     }
     let want = buf.len();
-    let mut sock = fd.get_ref();
+    let mut sock = fd.get_ref().by_ref();
     poll_stream_op(fd.registration(), cx, false, want, || sock.read(buf))
 }
 
@@ -75,54 +74,45 @@ pub(crate) fn poll_read_uninit<T: AsFd>(
 }
 
 /// Reads into `bufs` (one `readv`) when readable.
-pub(crate) fn poll_read_vectored<T: AsFd>(
+pub(crate) fn poll_read_vectored<T: StdStream>(
     fd: &AsyncFd<T>,
     cx: &mut Context<'_>,
     bufs: &mut [IoSliceMut<'_>],
-) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Read,
-{
+) -> Poll<io::Result<usize>> {
     let want: usize = bufs.iter().map(|b| b.len()).sum();
     if want == 0 {
         return Poll::Ready(Ok(0));
     }
-    let mut sock = fd.get_ref();
+    let mut sock = fd.get_ref().by_ref();
     poll_stream_op(fd.registration(), cx, false, want, || {
         sock.read_vectored(bufs)
     })
 }
 
 /// Writes from `buf` when writable (an empty `buf` writes nothing, at once).
-pub(crate) fn poll_write<T: AsFd>(
+pub(crate) fn poll_write<T: StdStream>(
     fd: &AsyncFd<T>,
     cx: &mut Context<'_>,
     buf: &[u8],
-) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Write,
-{
+) -> Poll<io::Result<usize>> {
     if buf.is_empty() {
         return Poll::Ready(Ok(0));
     }
-    let mut sock = fd.get_ref();
+    let mut sock = fd.get_ref().by_ref();
     poll_stream_op(fd.registration(), cx, true, buf.len(), || sock.write(buf))
 }
 
 /// Writes from `bufs` (one `writev`) when writable.
-pub(crate) fn poll_write_vectored<T: AsFd>(
+pub(crate) fn poll_write_vectored<T: StdStream>(
     fd: &AsyncFd<T>,
     cx: &mut Context<'_>,
     bufs: &[IoSlice<'_>],
-) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Write,
-{
+) -> Poll<io::Result<usize>> {
     let want: usize = bufs.iter().map(|b| b.len()).sum();
     if want == 0 {
         return Poll::Ready(Ok(0));
     }
-    let mut sock = fd.get_ref();
+    let mut sock = fd.get_ref().by_ref();
     poll_stream_op(fd.registration(), cx, true, want, || {
         sock.write_vectored(bufs)
     })

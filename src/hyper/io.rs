@@ -7,88 +7,14 @@
 //! to send headers and body in one system call when the stream says it is vectored.
 
 use std::io::{self, IoSlice};
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use futures_io::AsyncWrite;
 use hyper::rt::{Read, ReadBufCursor, Write};
 
+pub use crate::net::Stream;
+#[cfg(doc)]
 use crate::net::{TcpStream, UnixStream};
-
-mod sealed {
-    /// Keeps [`Stream`](super::Stream) implemented by knote's streams only: [`KnoteIo`]
-    /// trusts what their `poll_read_uninit` says it initialised.
-    ///
-    /// [`KnoteIo`]: super::KnoteIo
-    pub trait Sealed {}
-}
-
-/// A knote byte stream that [`KnoteIo`] can drive: [`TcpStream`] and [`UnixStream`].
-///
-/// Sealed: [`KnoteIo`] marks as initialised what the stream's read says it wrote, which only
-/// knote's own streams are trusted with. (Its methods are the adapter's business, not part of
-/// the API.)
-pub trait Stream: sealed::Sealed {
-    #[doc(hidden)]
-    fn poll_read_uninit(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [MaybeUninit<u8>],
-    ) -> Poll<io::Result<usize>>;
-
-    #[doc(hidden)]
-    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
-
-    #[doc(hidden)]
-    fn poll_write_vectored(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>>;
-
-    #[doc(hidden)]
-    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
-}
-
-/// The `Stream` methods for a knote stream type, each its own one.
-macro_rules! impl_stream {
-    ($ty:ty) => {
-        impl sealed::Sealed for $ty {}
-
-        impl Stream for $ty {
-            fn poll_read_uninit(
-                &self,
-                cx: &mut Context<'_>,
-                buf: &mut [MaybeUninit<u8>],
-            ) -> Poll<io::Result<usize>> {
-                <$ty>::poll_read_uninit(self, cx, buf)
-            }
-
-            fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-                let mut this = self;
-                AsyncWrite::poll_write(Pin::new(&mut this), cx, buf)
-            }
-
-            fn poll_write_vectored(
-                &self,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                let mut this = self;
-                AsyncWrite::poll_write_vectored(Pin::new(&mut this), cx, bufs)
-            }
-
-            fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                let mut this = self;
-                AsyncWrite::poll_close(Pin::new(&mut this), cx)
-            }
-        }
-    };
-}
-
-impl_stream!(TcpStream);
-impl_stream!(UnixStream);
 
 /// A knote stream ([`TcpStream`], [`UnixStream`]) as hyper's [`Read`] and [`Write`]: what
 /// hyper's `serve_connection` and `handshake` take.
@@ -172,7 +98,7 @@ impl<T: Stream> Write for KnoteIo<T> {
 
     /// Shuts the socket's write side (the peer reads EOF); reading goes on. A connection the
     /// peer already reset has nothing left to shut: that is `Ok` (knote-net's write shutdown).
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.inner.shutdown_write())
     }
 }
