@@ -867,23 +867,22 @@ mod loom_tests {
             if self.adds_fail {
                 return Err(io::Error::from_raw_os_error(libc::EBADF));
             }
-            let due = {
-                let mut state = self.kq.state.lock().unwrap();
-                state.0 = true;
-                state.1
-            };
-            if due {
-                self.slot().notify(self.generation(), bits::WRITABLE);
-            }
+            self.change(|state| state.0 = true);
             Ok(())
         }
 
-        /// The peer reads: the fd turns writable, reported if the knote is in.
+        /// The peer reads: the fd turns writable.
         fn drain(&self) {
+            self.change(|state| state.1 = true);
+        }
+
+        /// Changes the mock kqueue's state; a knote that is in, on an fd that is writable,
+        /// reports (an added knote whose condition holds, or the fd turning writable).
+        fn change(&self, f: impl FnOnce(&mut (bool, bool))) {
             let due = {
                 let mut state = self.kq.state.lock().unwrap();
-                state.1 = true;
-                state.0
+                f(&mut state);
+                state.0 && state.1
             };
             if due {
                 self.slot().notify(self.generation(), bits::WRITABLE);
