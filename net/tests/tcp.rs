@@ -162,16 +162,7 @@ fn peer_reset_is_an_error_not_a_panic() {
     on(&BOTH, |rt, _| {
         rt.block_on(async {
             let (l, addr) = listener().await;
-            let client = TcpStream::connect(addr).await.unwrap();
-            let (server, _) = l.accept().await.unwrap();
-            server.set_linger(Some(Duration::ZERO)).unwrap();
-            drop(server); // SO_LINGER 0: the close sends RST
-            let mut buf = [0; 16];
-            let err = timeout(LIMIT, client.read(&mut buf))
-                .await
-                .expect("the read finished")
-                .expect_err("a reset connection");
-            assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+            reset_client(&l, addr).await;
         });
     });
 }
@@ -182,7 +173,7 @@ async fn reset_client(l: &TcpListener, addr: SocketAddr) -> TcpStream {
     let client = TcpStream::connect(addr).await.unwrap();
     let (server, _) = l.accept().await.unwrap();
     server.set_linger(Some(Duration::ZERO)).unwrap();
-    drop(server);
+    drop(server); // SO_LINGER 0: the close sends RST
     let mut buf = [0; 16];
     let err = timeout(LIMIT, client.read(&mut buf))
         .await
