@@ -25,7 +25,6 @@ use std::process::ExitCode;
 use futures_util::future::{select, Either};
 use futures_util::{SinkExt, StreamExt};
 use knote::net::{TcpListener, TcpStream};
-use knote::runtime::Builder;
 use knote::sync::broadcast::{self, error::RecvError};
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
 
@@ -45,14 +44,11 @@ the others as \"N: line\", N the sender's number.
   --max-conns N  stop after N connections, once they have all closed
   --help         print this and exit";
 
+#[path = "support/cli.rs"]
+mod cli;
+
 /// What the command line asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Print the usage.
-    Help,
-    /// Serve.
-    Serve(Options),
-}
+pub type Command = cli::Command<Options>;
 
 /// The server's options.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,31 +61,12 @@ pub struct Options {
 
 /// Parses the arguments (without the program name).
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut options = Options {
-        addr: "127.0.0.1:7003".to_owned(),
-        max_conns: None,
-    };
-    let mut addr_seen = false;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => return Ok(Command::Help),
-            "--max-conns" => {
-                let n = args.next().ok_or("--max-conns needs a number")?;
-                let n = n
-                    .parse()
-                    .map_err(|_| format!("--max-conns: not a number: {n:?}"))?;
-                options.max_conns = Some(n);
-            }
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
-            addr if !addr_seen => {
-                options.addr = addr.to_owned();
-                addr_seen = true;
-            }
-            extra => return Err(format!("unexpected argument {extra:?}")),
-        }
-    }
-    Ok(Command::Serve(options))
+    cli::parse(args, cli::Spec::new(1, "--max-conns"), |mut args| {
+        Ok(Options {
+            addr: args.positional_or("127.0.0.1:7003"),
+            max_conns: args.count()?,
+        })
+    })
 }
 
 /// A line in the room: who sent it, and the line.
@@ -195,40 +172,20 @@ pub async fn serve(listener: TcpListener, max_conns: Option<usize>) -> io::Resul
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Serve(options)) => options,
-        Err(err) => {
-            eprintln!("chat: {err}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match Builder::new_multi_thread().build() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("chat: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        let listener = TcpListener::bind(options.addr.as_str()).await?;
-        eprintln!("chat: listening on {}", listener.local_addr()?);
-        serve(listener, options.max_conns).await
-    });
-    match result {
-        Ok(stats) => {
-            eprintln!(
-                "chat: {} clients, {} lines ({} ended with an error)",
+    cli::main(
+        "chat",
+        USAGE,
+        parse_args(std::env::args().skip(1)),
+        |_| false,
+        |options| async move {
+            let listener = cli::listen("chat", &options.addr, "").await?;
+            serve(listener, options.max_conns).await
+        },
+        |stats| {
+            format!(
+                "{} clients, {} lines ({} ended with an error)",
                 stats.accepted, stats.lines, stats.failed
-            );
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("chat: {}: {err}", options.addr);
-            ExitCode::FAILURE
-        }
-    }
+            )
+        },
+    )
 }

@@ -15,7 +15,6 @@ use std::process::ExitCode;
 
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use knote::net::{TcpListener, TcpStream};
-use knote::runtime::Builder;
 
 /// How much one read takes at most.
 const READ_BUF: usize = 64 * 1024;
@@ -29,55 +28,18 @@ A TCP echo server on knote::net.
   --max-conns N     stop after N connections, once they have all closed
   --help            print this and exit";
 
+#[path = "support/cli.rs"]
+mod cli;
+
 /// What the command line asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Print the usage.
-    Help,
-    /// Serve.
-    Serve(Options),
-}
+pub type Command = cli::Command<Options>;
 
 /// The server's options.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Options {
-    /// The address to listen on.
-    pub addr: String,
-    /// A current-thread runtime instead of a multi-thread one.
-    pub current_thread: bool,
-    /// Stop after this many connections.
-    pub max_conns: Option<usize>,
-}
+pub use cli::ServerOptions as Options;
 
 /// Parses the arguments (without the program name).
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut options = Options {
-        addr: "127.0.0.1:7000".to_owned(),
-        current_thread: false,
-        max_conns: None,
-    };
-    let mut addr_seen = false;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => return Ok(Command::Help),
-            "--current-thread" => options.current_thread = true,
-            "--max-conns" => {
-                let n = args.next().ok_or("--max-conns needs a number")?;
-                let n = n
-                    .parse()
-                    .map_err(|_| format!("--max-conns: not a number: {n:?}"))?;
-                options.max_conns = Some(n);
-            }
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
-            addr if !addr_seen => {
-                options.addr = addr.to_owned();
-                addr_seen = true;
-            }
-            extra => return Err(format!("unexpected argument {extra:?}")),
-        }
-    }
-    Ok(Command::Serve(options))
+    cli::parse_server(args, "127.0.0.1:7000")
 }
 
 /// What [`serve`] did, returned when it stops.
@@ -132,45 +94,20 @@ pub async fn serve(listener: TcpListener, max_conns: Option<usize>) -> io::Resul
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Serve(options)) => options,
-        Err(err) => {
-            eprintln!("echo: {err}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = if options.current_thread {
-        Builder::new_current_thread().build()
-    } else {
-        Builder::new_multi_thread().build()
-    };
-    let runtime = match runtime {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("echo: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        let listener = TcpListener::bind(options.addr.as_str()).await?;
-        eprintln!("echo: listening on {}", listener.local_addr()?);
-        serve(listener, options.max_conns).await
-    });
-    match result {
-        Ok(stats) => {
-            eprintln!(
-                "echo: served {} connections, {} bytes ({} ended with an error)",
+    cli::main(
+        "echo",
+        USAGE,
+        parse_args(std::env::args().skip(1)),
+        |options| options.current_thread,
+        |options| async move {
+            let listener = cli::listen("echo", &options.addr, "").await?;
+            serve(listener, options.max_conns).await
+        },
+        |stats| {
+            format!(
+                "served {} connections, {} bytes ({} ended with an error)",
                 stats.accepted, stats.bytes, stats.failed
-            );
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("echo: {}: {err}", options.addr);
-            ExitCode::FAILURE
-        }
-    }
+            )
+        },
+    )
 }

@@ -21,7 +21,6 @@ use std::process::ExitCode;
 use futures_util::future::{select, Either};
 use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use knote::net::{TcpListener, TcpStream};
-use knote::runtime::Builder;
 
 /// How much one read takes at most: large, so a bulk transfer costs few wake-ups.
 const COPY_BUF: usize = 256 * 1024;
@@ -38,14 +37,11 @@ connection to UPSTREAM_ADDR, bytes copied both ways, half-closes passed on.
   --max-conns N     stop after N connections, once they have all closed
   --help            print this and exit";
 
+#[path = "support/cli.rs"]
+mod cli;
+
 /// What the command line asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Print the usage.
-    Help,
-    /// Proxy.
-    Proxy(Options),
-}
+pub type Command = cli::Command<Options>;
 
 /// The proxy's options.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,35 +58,15 @@ pub struct Options {
 
 /// Parses the arguments (without the program name).
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut addrs = Vec::new();
-    let mut current_thread = false;
-    let mut max_conns = None;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => return Ok(Command::Help),
-            "--current-thread" => current_thread = true,
-            "--max-conns" => {
-                let n = args.next().ok_or("--max-conns needs a number")?;
-                let n = n
-                    .parse()
-                    .map_err(|_| format!("--max-conns: not a number: {n:?}"))?;
-                max_conns = Some(n);
-            }
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
-            addr if addrs.len() < 2 => addrs.push(addr.to_owned()),
-            extra => return Err(format!("unexpected argument {extra:?}")),
-        }
-    }
-    let mut addrs = addrs.into_iter();
-    let listen = addrs.next().ok_or("LISTEN_ADDR is missing")?;
-    let upstream = addrs.next().ok_or("UPSTREAM_ADDR is missing")?;
-    Ok(Command::Proxy(Options {
-        listen,
-        upstream,
-        current_thread,
-        max_conns,
-    }))
+    let spec = cli::Spec::new(2, "--max-conns").with_current_thread();
+    cli::parse(args, spec, |mut args| {
+        Ok(Options {
+            listen: args.positional().ok_or("LISTEN_ADDR is missing")?,
+            upstream: args.positional().ok_or("UPSTREAM_ADDR is missing")?,
+            current_thread: args.current_thread,
+            max_conns: args.count()?,
+        })
+    })
 }
 
 /// Copies `from` into `to` until `from`'s EOF, then closes `to` (for a stream's write half:
@@ -204,52 +180,31 @@ pub async fn serve(
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Proxy(options)) => options,
-        Err(err) => {
-            eprintln!("proxy: {err}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = if options.current_thread {
-        Builder::new_current_thread().build()
-    } else {
-        Builder::new_multi_thread().build()
-    };
-    let runtime = match runtime {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("proxy: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        let upstream = knote::net::lookup_host(options.upstream.as_str())
-            .await?
-            .next()
-            .ok_or_else(|| io::Error::other(format!("{}: no address", options.upstream)))?;
-        let listener = TcpListener::bind(options.listen.as_str()).await?;
-        eprintln!(
-            "proxy: listening on {}, upstream {upstream}",
-            listener.local_addr()?
-        );
-        serve(listener, upstream, options.max_conns).await
-    });
-    match result {
-        Ok(stats) => {
+    cli::main(
+        "proxy",
+        USAGE,
+        parse_args(std::env::args().skip(1)),
+        |options| options.current_thread,
+        |options| async move {
+            let upstream = knote::net::lookup_host(options.upstream.as_str())
+                .await
+                .map_err(cli::at(&options.upstream))?
+                .next()
+                .ok_or_else(|| io::Error::other(format!("{}: no address", options.upstream)))?;
+            let listener = TcpListener::bind(options.listen.as_str())
+                .await
+                .map_err(cli::at(&options.listen))?;
             eprintln!(
-                "proxy: {} connections, {} bytes to the upstream, {} back ({} ended with an error)",
-                stats.accepted, stats.carried.to_upstream, stats.carried.to_client, stats.failed
+                "proxy: listening on {}, upstream {upstream}",
+                listener.local_addr()?
             );
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("proxy: {err}");
-            ExitCode::FAILURE
-        }
-    }
+            serve(listener, upstream, options.max_conns).await
+        },
+        |stats| {
+            format!(
+                "{} connections, {} bytes to the upstream, {} back ({} ended with an error)",
+                stats.accepted, stats.carried.to_upstream, stats.carried.to_client, stats.failed
+            )
+        },
+    )
 }

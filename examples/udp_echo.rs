@@ -12,7 +12,6 @@ use std::io;
 use std::process::ExitCode;
 
 use knote::net::UdpSocket;
-use knote::runtime::Builder;
 
 /// The largest datagram taken whole (an IPv4 UDP payload's limit); longer ones are cut there.
 const MAX_DATAGRAM: usize = 65_507;
@@ -26,14 +25,11 @@ A UDP echo server on knote::net: each datagram goes back to its sender.
   --max-datagrams N   exit after echoing N datagrams
   --help              print this and exit";
 
+#[path = "support/cli.rs"]
+mod cli;
+
 /// What the command line asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Print the usage.
-    Help,
-    /// Serve.
-    Serve(Options),
-}
+pub type Command = cli::Command<Options>;
 
 /// The server's options.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,31 +42,12 @@ pub struct Options {
 
 /// Parses the arguments (without the program name).
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut options = Options {
-        addr: "127.0.0.1:7002".to_owned(),
-        max_datagrams: None,
-    };
-    let mut addr_seen = false;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => return Ok(Command::Help),
-            "--max-datagrams" => {
-                let n = args.next().ok_or("--max-datagrams needs a number")?;
-                let n = n
-                    .parse()
-                    .map_err(|_| format!("--max-datagrams: not a number: {n:?}"))?;
-                options.max_datagrams = Some(n);
-            }
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
-            addr if !addr_seen => {
-                options.addr = addr.to_owned();
-                addr_seen = true;
-            }
-            extra => return Err(format!("unexpected argument {extra:?}")),
-        }
-    }
-    Ok(Command::Serve(options))
+    cli::parse(args, cli::Spec::new(1, "--max-datagrams"), |mut args| {
+        Ok(Options {
+            addr: args.positional_or("127.0.0.1:7002"),
+            max_datagrams: args.count()?,
+        })
+    })
 }
 
 /// What [`serve`] did, returned when it stops.
@@ -102,40 +79,23 @@ pub async fn serve(socket: &UdpSocket, max_datagrams: Option<u64>) -> io::Result
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Serve(options)) => options,
-        Err(err) => {
-            eprintln!("udp_echo: {err}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match Builder::new_current_thread().build() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("udp_echo: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        let socket = UdpSocket::bind(options.addr.as_str()).await?;
-        eprintln!("udp_echo: bound to {}", socket.local_addr()?);
-        serve(&socket, options.max_datagrams).await
-    });
-    match result {
-        Ok(stats) => {
-            eprintln!(
-                "udp_echo: echoed {} datagrams, {} bytes",
+    cli::main(
+        "udp_echo",
+        USAGE,
+        parse_args(std::env::args().skip(1)),
+        |_| true,
+        |options| async move {
+            let socket = UdpSocket::bind(options.addr.as_str())
+                .await
+                .map_err(cli::at(&options.addr))?;
+            eprintln!("udp_echo: bound to {}", socket.local_addr()?);
+            serve(&socket, options.max_datagrams).await
+        },
+        |stats| {
+            format!(
+                "echoed {} datagrams, {} bytes",
                 stats.datagrams, stats.bytes
-            );
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("udp_echo: {}: {err}", options.addr);
-            ExitCode::FAILURE
-        }
-    }
+            )
+        },
+    )
 }

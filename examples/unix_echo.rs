@@ -18,7 +18,6 @@ use std::process::ExitCode;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use futures_util::StreamExt;
 use knote::net::{UnixListener, UnixStream};
-use knote::runtime::Builder;
 
 /// How much one read takes at most.
 const READ_BUF: usize = 64 * 1024;
@@ -33,14 +32,11 @@ A Unix-domain stream echo server on knote::net.
   --max-conns N  stop after N connections, once they have all closed
   --help         print this and exit";
 
+#[path = "support/cli.rs"]
+mod cli;
+
 /// What the command line asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Print the usage.
-    Help,
-    /// Serve.
-    Serve(Options),
-}
+pub type Command = cli::Command<Options>;
 
 /// The server's options.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,31 +54,12 @@ pub fn default_path() -> PathBuf {
 
 /// Parses the arguments (without the program name).
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut options = Options {
-        path: default_path(),
-        max_conns: None,
-    };
-    let mut path_seen = false;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => return Ok(Command::Help),
-            "--max-conns" => {
-                let n = args.next().ok_or("--max-conns needs a number")?;
-                let n = n
-                    .parse()
-                    .map_err(|_| format!("--max-conns: not a number: {n:?}"))?;
-                options.max_conns = Some(n);
-            }
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
-            path if !path_seen => {
-                options.path = PathBuf::from(path);
-                path_seen = true;
-            }
-            extra => return Err(format!("unexpected argument {extra:?}")),
-        }
-    }
-    Ok(Command::Serve(options))
+    cli::parse(args, cli::Spec::new(1, "--max-conns"), |mut args| {
+        Ok(Options {
+            path: args.positional().map_or_else(default_path, PathBuf::from),
+            max_conns: args.count()?,
+        })
+    })
 }
 
 /// What [`serve`] did, returned when it stops.
@@ -154,36 +131,20 @@ pub async fn serve_path(path: &Path, max_conns: Option<usize>) -> io::Result<Sta
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Serve(options)) => options,
-        Err(err) => {
-            eprintln!("unix_echo: {err}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match Builder::new_multi_thread().build() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("unix_echo: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    eprintln!("unix_echo: listening on {}", options.path.display());
-    match runtime.block_on(serve_path(&options.path, options.max_conns)) {
-        Ok(stats) => {
-            eprintln!(
-                "unix_echo: served {} connections, {} bytes ({} ended with an error)",
+    cli::main(
+        "unix_echo",
+        USAGE,
+        parse_args(std::env::args().skip(1)),
+        |_| false,
+        |options| async move {
+            eprintln!("unix_echo: listening on {}", options.path.display());
+            serve_path(&options.path, options.max_conns).await
+        },
+        |stats| {
+            format!(
+                "served {} connections, {} bytes ({} ended with an error)",
                 stats.accepted, stats.bytes, stats.failed
-            );
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("unix_echo: {err}");
-            ExitCode::FAILURE
-        }
-    }
+            )
+        },
+    )
 }

@@ -338,7 +338,7 @@ fn command_line() {
     assert_eq!(args(&["a:1", "--help"]), Ok(Command::Help));
     assert_eq!(
         args(&["127.0.0.1:1", "[::1]:2"]),
-        Ok(Command::Proxy(Options {
+        Ok(Command::Serve(Options {
             listen: "127.0.0.1:1".into(),
             upstream: "[::1]:2".into(),
             current_thread: false,
@@ -347,7 +347,7 @@ fn command_line() {
     );
     assert_eq!(
         args(&["a:1", "--current-thread", "b:2", "--max-conns", "4"]),
-        Ok(Command::Proxy(Options {
+        Ok(Command::Serve(Options {
             listen: "a:1".into(),
             upstream: "b:2".into(),
             current_thread: true,

@@ -18,6 +18,8 @@ use std::task::{Context, Poll};
 
 use knote_executor::io::{AsyncFd, Interest, Registration};
 
+use crate::stream::sealed::StdStream;
+
 /// `Registration::poll_transfer` in the read (`write == false`) or write direction.
 fn poll_stream_op(
     registration: &Registration,
@@ -35,19 +37,16 @@ fn poll_stream_op(
 }
 
 /// Reads into `buf` when readable (an empty `buf` reads nothing, at once).
-pub(crate) fn poll_read<T: AsFd>(
+pub(crate) fn poll_read<T: StdStream>(
     fd: &AsyncFd<T>,
     cx: &mut Context<'_>,
     buf: &mut [u8],
-) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Read,
-{
+) -> Poll<io::Result<usize>> {
     if buf.is_empty() {
         return Poll::Ready(Ok(0));
     }
     let want = buf.len();
-    let mut sock = fd.get_ref();
+    let mut sock = fd.get_ref().by_ref();
     poll_stream_op(fd.registration(), cx, false, want, || sock.read(buf))
 }
 
@@ -75,57 +74,63 @@ pub(crate) fn poll_read_uninit<T: AsFd>(
 }
 
 /// Reads into `bufs` (one `readv`) when readable.
-pub(crate) fn poll_read_vectored<T: AsFd>(
+pub(crate) fn poll_read_vectored<T: StdStream>(
     fd: &AsyncFd<T>,
     cx: &mut Context<'_>,
     bufs: &mut [IoSliceMut<'_>],
-) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Read,
-{
+) -> Poll<io::Result<usize>> {
     let want: usize = bufs.iter().map(|b| b.len()).sum();
     if want == 0 {
         return Poll::Ready(Ok(0));
     }
-    let mut sock = fd.get_ref();
+    let mut sock = fd.get_ref().by_ref();
     poll_stream_op(fd.registration(), cx, false, want, || {
         sock.read_vectored(bufs)
     })
 }
 
 /// Writes from `buf` when writable (an empty `buf` writes nothing, at once).
-pub(crate) fn poll_write<T: AsFd>(
+pub(crate) fn poll_write<T: StdStream>(
     fd: &AsyncFd<T>,
     cx: &mut Context<'_>,
     buf: &[u8],
-) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Write,
-{
+) -> Poll<io::Result<usize>> {
     if buf.is_empty() {
         return Poll::Ready(Ok(0));
     }
-    let mut sock = fd.get_ref();
+    let mut sock = fd.get_ref().by_ref();
     poll_stream_op(fd.registration(), cx, true, buf.len(), || sock.write(buf))
 }
 
 /// Writes from `bufs` (one `writev`) when writable.
-pub(crate) fn poll_write_vectored<T: AsFd>(
+pub(crate) fn poll_write_vectored<T: StdStream>(
     fd: &AsyncFd<T>,
     cx: &mut Context<'_>,
     bufs: &[IoSlice<'_>],
-) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Write,
-{
+) -> Poll<io::Result<usize>> {
     let want: usize = bufs.iter().map(|b| b.len()).sum();
     if want == 0 {
         return Poll::Ready(Ok(0));
     }
-    let mut sock = fd.get_ref();
+    let mut sock = fd.get_ref().by_ref();
     poll_stream_op(fd.registration(), cx, true, want, || {
         sock.write_vectored(bufs)
     })
+}
+
+/// Shuts the write side of a stream's socket down (the peer reads EOF): the one path of every
+/// stream's and write half's `poll_close` (futures-io) and `poll_shutdown` (tokio).
+///
+/// `ENOTCONN` is success: the peer already reset the connection (a client that closes with a
+/// reply unread does that, and so does a Unix peer that closed, on the BSDs), so nothing more
+/// can reach it, which is what the shutdown was for; a graceful close (hyper's, a proxy's
+/// half-close) then ends cleanly instead of as an I/O error. Every other error is returned.
+/// (The streams' own `shutdown(how)` stays std's, `ENOTCONN` included.)
+pub(crate) fn shutdown_write(sock: &impl AsFd) -> io::Result<()> {
+    match socket2::SockRef::from(sock).shutdown(std::net::Shutdown::Write) {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        other => other,
+    }
 }
 
 /// tokio's `poll_read`: `read(2)` straight into the unfilled part of `buf`, which is never
@@ -185,11 +190,11 @@ macro_rules! impl_read {
     };
 }
 
-/// Implements the write traits for a stream type: `|$s| $fd` names its `&AsyncFd<_>`, and
-/// `$shutdown` (a function of `$s`) shuts its write side, which is what closing means; an
-/// optional `where [...]` clause as `impl_read!`'s.
+/// Implements the write traits for a stream type: `|$s| $fd` names its `&AsyncFd<_>`; closing
+/// shuts its write side down ([`shutdown_write`]). An optional `where [...]` clause as
+/// `impl_read!`'s.
 macro_rules! impl_write {
-    ([$($gen:tt)*] $ty:ty $(where [$($wc:tt)*])?, |$s:ident| $fd:expr, $shutdown:expr) => {
+    ([$($gen:tt)*] $ty:ty $(where [$($wc:tt)*])?, |$s:ident| $fd:expr) => {
         impl<$($gen)*> futures_io::AsyncWrite for $ty $(where $($wc)*)? {
             fn poll_write(
                 self: std::pin::Pin<&mut Self>,
@@ -217,13 +222,14 @@ macro_rules! impl_write {
                 std::task::Poll::Ready(Ok(()))
             }
 
-            /// Shuts the write side down (the peer reads EOF).
+            /// Shuts the write side down (the peer reads EOF); a connection the peer already
+            /// reset has nothing left to shut: `Ok`.
             fn poll_close(
                 self: std::pin::Pin<&mut Self>,
                 _cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
                 let $s = &*self;
-                std::task::Poll::Ready($shutdown)
+                std::task::Poll::Ready(crate::io::shutdown_write($fd.get_ref()))
             }
         }
 
@@ -263,7 +269,7 @@ macro_rules! impl_write {
                 _cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
                 let $s = &*self;
-                std::task::Poll::Ready($shutdown)
+                std::task::Poll::Ready(crate::io::shutdown_write($fd.get_ref()))
             }
         }
     };

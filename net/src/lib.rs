@@ -58,12 +58,14 @@ mod accept;
 mod addr;
 mod io;
 mod socket;
+mod stream;
 pub mod tcp;
 mod udp;
 pub mod unix;
 
 pub use accept::AcceptMetrics;
 pub use addr::{lookup_host, ToSocketAddrs};
+pub use stream::Stream;
 pub use tcp::{TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};

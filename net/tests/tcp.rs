@@ -162,16 +162,47 @@ fn peer_reset_is_an_error_not_a_panic() {
     on(&BOTH, |rt, _| {
         rt.block_on(async {
             let (l, addr) = listener().await;
-            let client = TcpStream::connect(addr).await.unwrap();
-            let (server, _) = l.accept().await.unwrap();
-            server.set_linger(Some(Duration::ZERO)).unwrap();
-            drop(server); // SO_LINGER 0: the close sends RST
-            let mut buf = [0; 16];
-            let err = timeout(LIMIT, client.read(&mut buf))
-                .await
-                .expect("the read finished")
-                .expect_err("a reset connection");
-            assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+            reset_client(&l, addr).await;
+        });
+    });
+}
+
+/// A client reset by its peer (SO_LINGER 0), the reset already seen by a read: std's
+/// `shutdown(Write)` then says ENOTCONN.
+async fn reset_client(l: &TcpListener, addr: SocketAddr) -> TcpStream {
+    let client = TcpStream::connect(addr).await.unwrap();
+    let (server, _) = l.accept().await.unwrap();
+    server.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(server); // SO_LINGER 0: the close sends RST
+    let mut buf = [0; 16];
+    let err = timeout(LIMIT, client.read(&mut buf))
+        .await
+        .expect("the read finished")
+        .expect_err("a reset connection");
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+    let err = client.shutdown(Shutdown::Write).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{err}");
+    client
+}
+
+/// Closing (futures-io `close`: shutting the write side down) a stream its peer reset is `Ok`:
+/// nothing more can reach the peer, which is what the close was for. The stream, `&TcpStream`
+/// and both kinds of write half.
+#[test]
+fn closing_a_stream_its_peer_reset_is_ok() {
+    on(&BOTH, |rt, _| {
+        rt.block_on(async {
+            let (l, addr) = listener().await;
+            let mut client = reset_client(&l, addr).await;
+            client.close().await.expect("the stream");
+            let client = reset_client(&l, addr).await;
+            let mut shared = &client;
+            shared.close().await.expect("&TcpStream");
+            let mut client = reset_client(&l, addr).await;
+            let (_read, mut write) = TcpStream::split(&mut client);
+            write.close().await.expect("the borrowed write half");
+            let (_read, mut write) = reset_client(&l, addr).await.into_split();
+            write.close().await.expect("the owned write half");
         });
     });
 }

@@ -98,3 +98,44 @@ fn poll_read_does_not_zero_the_unfilled_part() {
         })
     });
 }
+
+/// tokio's `poll_shutdown` of a stream whose peer is gone is `Ok` (knote-net's one write
+/// shutdown, as futures-io's `close`): a TCP stream its peer reset (std's `shutdown(Write)`
+/// says ENOTCONN there) and a Unix stream whose peer closed.
+#[test]
+fn shutdown_of_a_stream_whose_peer_is_gone_is_ok() {
+    use std::future::poll_fn;
+    use std::io;
+    use std::net::Shutdown;
+    use std::pin::Pin;
+    use tokio::io::AsyncWrite;
+
+    async fn shutdown<S: AsyncWrite + Unpin>(mut stream: S) -> io::Result<()> {
+        poll_fn(|cx| Pin::new(&mut stream).poll_shutdown(cx)).await
+    }
+
+    on(&[Flavour::Current, Flavour::Multi4], |rt, _| {
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            server.set_linger(Some(Duration::ZERO)).unwrap();
+            drop(server);
+            let mut buf = [0; 8];
+            let err = timeout(LIMIT, client.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+            let err = client.shutdown(Shutdown::Write).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{err}");
+            shutdown(client).await.expect("the TCP stream");
+
+            let (a, b) = UnixStream::pair().unwrap();
+            drop(b);
+            shutdown(a).await.expect("the Unix stream");
+        });
+    });
+}

@@ -336,3 +336,28 @@ fn halves_have_tokio_traits() {
         });
     });
 }
+
+/// Closing (futures-io `close`: shutting the write side down) a stream whose peer is gone is
+/// `Ok`, the stream and its write halves alike. (Linux never says ENOTCONN to a Unix
+/// shutdown; the BSDs and macOS do once the peer closed: knote-net's close turns it into
+/// `Ok`, as for TCP, see `closing_a_stream_its_peer_reset_is_ok` in tcp.rs.)
+#[test]
+fn closing_a_stream_whose_peer_closed_is_ok() {
+    on(&BOTH, |rt, _| {
+        rt.block_on(async {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            drop(b);
+            let mut buf = [0; 8];
+            assert_eq!(timeout(LIMIT, a.read(&mut buf)).await.unwrap().unwrap(), 0);
+            a.close().await.expect("the stream");
+            let (mut a, b) = UnixStream::pair().unwrap();
+            drop(b);
+            let (_read, mut write) = UnixStream::split(&mut a);
+            write.close().await.expect("the borrowed write half");
+            let (a, b) = UnixStream::pair().unwrap();
+            drop(b);
+            let (_read, mut write) = a.into_split();
+            write.close().await.expect("the owned write half");
+        });
+    });
+}

@@ -7,99 +7,14 @@
 //! to send headers and body in one system call when the stream says it is vectored.
 
 use std::io::{self, IoSlice};
-use std::mem::MaybeUninit;
-use std::net::Shutdown;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use futures_io::AsyncWrite;
 use hyper::rt::{Read, ReadBufCursor, Write};
 
+pub use crate::net::Stream;
+#[cfg(doc)]
 use crate::net::{TcpStream, UnixStream};
-
-mod sealed {
-    /// Keeps [`Stream`](super::Stream) implemented by knote's streams only: [`KnoteIo`]
-    /// trusts what their `poll_read_uninit` says it initialised.
-    ///
-    /// [`KnoteIo`]: super::KnoteIo
-    pub trait Sealed {}
-}
-
-/// A knote byte stream that [`KnoteIo`] can drive: [`TcpStream`] and [`UnixStream`].
-///
-/// Sealed: [`KnoteIo`] marks as initialised what the stream's read says it wrote, which only
-/// knote's own streams are trusted with. (Its methods are the adapter's business, not part of
-/// the API.)
-pub trait Stream: sealed::Sealed {
-    #[doc(hidden)]
-    fn poll_read_uninit(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [MaybeUninit<u8>],
-    ) -> Poll<io::Result<usize>>;
-
-    #[doc(hidden)]
-    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
-
-    #[doc(hidden)]
-    fn poll_write_vectored(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>>;
-
-    #[doc(hidden)]
-    fn shutdown_write(&self) -> io::Result<()>;
-}
-
-/// The `Stream` methods for a knote stream type, each its own one.
-macro_rules! impl_stream {
-    ($ty:ty) => {
-        impl sealed::Sealed for $ty {}
-
-        impl Stream for $ty {
-            fn poll_read_uninit(
-                &self,
-                cx: &mut Context<'_>,
-                buf: &mut [MaybeUninit<u8>],
-            ) -> Poll<io::Result<usize>> {
-                <$ty>::poll_read_uninit(self, cx, buf)
-            }
-
-            fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-                let mut this = self;
-                AsyncWrite::poll_write(Pin::new(&mut this), cx, buf)
-            }
-
-            fn poll_write_vectored(
-                &self,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                let mut this = self;
-                AsyncWrite::poll_write_vectored(Pin::new(&mut this), cx, bufs)
-            }
-
-            fn shutdown_write(&self) -> io::Result<()> {
-                shutdown_result(self.shutdown(Shutdown::Write))
-            }
-        }
-    };
-}
-
-/// What shutting the write side down reports: `ENOTCONN` means the peer already reset the
-/// connection (a client closing with a reply unread does that), so nothing more can reach
-/// it, which is what the shutdown was for: hyper's graceful close then ends cleanly instead
-/// of as an I/O error. Every other error is passed on.
-fn shutdown_result(result: io::Result<()>) -> io::Result<()> {
-    match result {
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-        other => other,
-    }
-}
-
-impl_stream!(TcpStream);
-impl_stream!(UnixStream);
 
 /// A knote stream ([`TcpStream`], [`UnixStream`]) as hyper's [`Read`] and [`Write`]: what
 /// hyper's `serve_connection` and `handshake` take.
@@ -182,7 +97,7 @@ impl<T: Stream> Write for KnoteIo<T> {
     }
 
     /// Shuts the socket's write side (the peer reads EOF); reading goes on. A connection the
-    /// peer already reset has nothing left to shut: that is `Ok`.
+    /// peer already reset has nothing left to shut: that is `Ok` (knote-net's write shutdown).
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(self.inner.shutdown_write())
     }

@@ -13,12 +13,10 @@ use std::io;
 use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use crate::driver::{ready as bits, Direction, Driver, Slot, Snapshot, Token, WaitKey};
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
-use crate::loom::sync::Mutex;
-use crate::loom::Locked;
 use crate::runtime::Handle;
 use crate::task::coop;
 
@@ -174,11 +172,56 @@ pub struct Registration {
     token: Token,
     fd: RawFd,
     interest: Interest,
-    /// Whether the EVFILT_WRITE knote is in the kqueue (set once, under `write_add`).
-    write_knote: AtomicBool,
-    /// Held by whoever adds the WRITE knote: one add, and every other writer that must wait
-    /// meanwhile waits for it to be in (or fails with its error itself).
-    write_add: Mutex<()>,
+    /// Whether the EVFILT_WRITE knote is in the kqueue, or being added.
+    write_knote: LateWrite,
+}
+
+/// Whether a registration's EVFILT_WRITE knote is in the kqueue (or on its way in): one flag,
+/// claimed by the one writer that adds the knote.
+///
+/// The protocol, for a writer that is about to park (its waker registered, the readiness
+/// looked at again and found not writable): if the flag is set, the knote is in or being added
+/// by another writer, and the first event of that knote (an added knote whose condition holds
+/// is reported at once) or a later edge wakes every registered waiter, this one included. If
+/// not, the writer claims it with a compare-and-swap (so concurrent writers on several
+/// workers make exactly one add) and adds the knote. A failed add gives the flag back and sets
+/// the slot writable again, waking the writers that parked behind the claim: with no knote
+/// the fd counts as writable until an operation says otherwise, so each of them tries its
+/// operation (and, if that would block, the add) itself, and the failing writer's poll returns
+/// the add's error. Model-checked in `loom_tests` below.
+struct LateWrite(AtomicBool);
+
+impl LateWrite {
+    fn new(added: bool) -> LateWrite {
+        LateWrite(AtomicBool::new(added))
+    }
+
+    /// Whether the knote is in (exact once no writer runs: `&mut` access, a drop).
+    fn is_added(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Makes sure the knote is in or on its way, with `add` if nobody has claimed that yet;
+    /// `slot` and `generation` are the registration's, woken if the add fails.
+    fn follow(
+        &self,
+        slot: &Slot,
+        generation: u32,
+        add: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        if self.is_added()
+            || self
+                .0
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return Ok(());
+        }
+        add().inspect_err(|_| {
+            self.0.store(false, Ordering::Release);
+            slot.notify(generation, bits::WRITABLE);
+        })
+    }
 }
 
 fn not_followed(direction: Direction) -> io::Error {
@@ -261,8 +304,7 @@ impl Registration {
             token,
             fd,
             interest,
-            write_knote: AtomicBool::new(write_now),
-            write_add: Mutex::new(()),
+            write_knote: LateWrite::new(write_now),
         })
     }
 
@@ -273,26 +315,23 @@ impl Registration {
     /// knote whose condition holds at once (the epoll shim too: it looks at the fd at its next
     /// scan, and wakes a thread asleep in a wait to do so), so an fd writable by then wakes
     /// the waiter, and one that is not gives the next edge. Several writers may get here at
-    /// once: one adds, the others wait for it under `write_add`, so none parks before the
-    /// knote is in. A failed add (the fd closed behind the registration's back) is this
-    /// poll's error; the next wait tries again.
+    /// once: one adds (see [`LateWrite`]). A failed add (the fd closed behind the
+    /// registration's back) is this poll's error; the next wait tries again.
     fn follow_writes(&self, direction: Direction) -> io::Result<()> {
-        if direction != Direction::Write || self.write_knote.load(Ordering::Acquire) {
+        if direction != Direction::Write {
             return Ok(());
         }
-        let _adding = self.write_add.locked();
-        if !self.write_knote.load(Ordering::Acquire) {
-            self.driver.add_write(self.fd, self.token)?;
-            self.write_knote.store(true, Ordering::Release);
-        }
-        Ok(())
+        self.write_knote
+            .follow(self.slot(), self.token.generation(), || {
+                self.driver.add_write(self.fd, self.token)
+            })
     }
 
     /// Whether the EVFILT_WRITE knote has been added (tests: a stream that never waits to
     /// write has none).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn has_write_knote(&self) -> bool {
-        self.write_knote.load(Ordering::Acquire)
+        self.write_knote.is_added()
     }
 
     fn slot(&self) -> &Slot {
@@ -325,14 +364,13 @@ impl Registration {
             return Poll::Ready(Err(not_followed(direction)));
         }
         ready!(coop::poll_proceed(cx));
-        let generation = self.token.generation();
-        let Some(snapshot) =
-            self.slot()
-                .poll_ready(generation, direction, direction.side(), cx.waker())
-        else {
-            self.follow_writes(direction)?;
-            return Poll::Pending;
-        };
+        let snapshot = ready!(poll_dedicated(
+            self.slot(),
+            self.token.generation(),
+            direction,
+            cx.waker(),
+            || self.follow_writes(direction),
+        ))?;
         coop::spend();
         Poll::Ready(Ok(ReadyEvent::new(snapshot, direction)))
     }
@@ -441,6 +479,45 @@ impl Registration {
     }
 }
 
+/// One poll of a wait with the dedicated waker of `direction`: ready, or the waker is parked
+/// and `park` (the late WRITE knote's [`follow_writes`](Registration::follow_writes)) runs,
+/// whose error ends the wait.
+fn poll_dedicated(
+    slot: &Slot,
+    generation: u32,
+    direction: Direction,
+    waker: &Waker,
+    park: impl FnOnce() -> io::Result<()>,
+) -> Poll<io::Result<Snapshot>> {
+    match slot.poll_ready(generation, direction, direction.side(), waker) {
+        Some(snapshot) => Poll::Ready(Ok(snapshot)),
+        None => park().map_or_else(|err| Poll::Ready(Err(err)), |()| Poll::Pending),
+    }
+}
+
+/// One poll of a listed waiter of `direction` (its entry under `key`): ready, or the waker is
+/// listed and `park` runs; if that fails, the entry is removed and the wait ends with its
+/// error.
+fn poll_listed(
+    slot: &Slot,
+    generation: u32,
+    direction: Direction,
+    key: &mut Option<WaitKey>,
+    waker: &Waker,
+    park: impl FnOnce() -> io::Result<()>,
+) -> Poll<io::Result<Snapshot>> {
+    if let Some(snapshot) = slot.poll_waiter(generation, direction, key, waker) {
+        return Poll::Ready(Ok(snapshot));
+    }
+    match park() {
+        Ok(()) => Poll::Pending,
+        Err(err) => {
+            slot.remove_waiter(direction, key);
+            Poll::Ready(Err(err))
+        }
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         // Only a knote that was added is deleted.
@@ -448,7 +525,7 @@ impl Drop for Registration {
             self.fd,
             self.token,
             self.interest.is_readable(),
-            self.write_knote.load(Ordering::Acquire),
+            self.write_knote.is_added(),
         );
     }
 }
@@ -493,20 +570,15 @@ impl Future for Readiness<'_> {
             return Poll::Ready(Err(not_followed(this.direction)));
         }
         ready!(coop::poll_proceed(cx));
-        let generation = registration.token.generation();
-        let Some(snapshot) =
-            registration
-                .slot()
-                .poll_waiter(generation, this.direction, &mut this.key, cx.waker())
-        else {
-            if let Err(err) = registration.follow_writes(this.direction) {
-                registration
-                    .slot()
-                    .remove_waiter(this.direction, &mut this.key);
-                return Poll::Ready(Err(err));
-            }
-            return Poll::Pending;
-        };
+        let direction = this.direction;
+        let snapshot = ready!(poll_listed(
+            registration.slot(),
+            registration.token.generation(),
+            direction,
+            &mut this.key,
+            cx.waker(),
+            || registration.follow_writes(direction),
+        ))?;
         coop::spend();
         Poll::Ready(Ok(ReadyEvent::new(snapshot, this.direction)))
     }
@@ -602,6 +674,15 @@ mod tests {
             }
             got
         })
+    }
+
+    /// A registration is 24 bytes (driver, token, fd, interest, the late WRITE knote's flag):
+    /// it sits in every stream, so every idle connection pays for it. (With a `Mutex<()>`
+    /// guarding the late add, it was 32.)
+    #[test]
+    fn a_registration_is_three_words() {
+        assert_eq!(std::mem::size_of::<super::Registration>(), 24);
+        assert_eq!(std::mem::size_of::<AsyncFd<UnixStream>>(), 32);
     }
 
     fn runtimes() -> [Runtime; 2] {
@@ -719,5 +800,179 @@ mod tests {
             });
             assert_eq!(reader.join().unwrap(), LOT);
         }
+    }
+}
+
+/// Models of the late WRITE knote ([`LateWrite`]): writers on several threads that find the
+/// fd not writable at once, over the real slot (its waiter list and dedicated waker) and a
+/// mock kqueue in which an added knote whose fd is writable reports at once and a knote that
+/// is in reports the fd turning writable. Run with
+/// `RUSTFLAGS="--cfg loom" cargo test -p knote-executor --release --lib loom`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use std::future::poll_fn;
+
+    use loom::future::block_on;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::{Arc, Mutex};
+    use loom::thread;
+
+    use super::*;
+    use crate::driver::slots::Slots;
+
+    /// The kqueue, as far as one fd's WRITE knote goes. An event is dispatched to the slot
+    /// (`notify`, as a turn does) by the thread whose change made it due.
+    #[derive(Default)]
+    struct Kq {
+        /// (the WRITE knote is in, the fd is writable)
+        state: Mutex<(bool, bool)>,
+        adds: AtomicUsize,
+    }
+
+    /// A registration that follows both directions, after a write returned `WouldBlock` (the
+    /// assumed writability cleared): the fd's send buffer is full, and no WRITE knote is in.
+    struct Conn {
+        slots: Slots,
+        token: Token,
+        write_knote: LateWrite,
+        kq: Kq,
+        /// Whether every add fails (an fd closed behind the registration's back).
+        adds_fail: bool,
+    }
+
+    impl Conn {
+        fn new(adds_fail: bool) -> Arc<Conn> {
+            let slots = Slots::new();
+            let (token, _) = slots.alloc();
+            Arc::new(Conn {
+                slots,
+                token,
+                write_knote: LateWrite::new(false),
+                kq: Kq::default(),
+                adds_fail,
+            })
+        }
+
+        fn slot(&self) -> &Slot {
+            self.slots.get(self.token.index()).unwrap()
+        }
+
+        fn generation(&self) -> u32 {
+            self.token.generation()
+        }
+
+        /// `Driver::add_write` against the mock kqueue.
+        fn add(&self) -> io::Result<()> {
+            self.kq.adds.fetch_add(1, Ordering::SeqCst);
+            if self.adds_fail {
+                return Err(io::Error::from_raw_os_error(libc::EBADF));
+            }
+            self.change(|state| state.0 = true);
+            Ok(())
+        }
+
+        /// The peer reads: the fd turns writable.
+        fn drain(&self) {
+            self.change(|state| state.1 = true);
+        }
+
+        /// Changes the mock kqueue's state; a knote that is in, on an fd that is writable,
+        /// reports (an added knote whose condition holds, or the fd turning writable).
+        fn change(&self, f: impl FnOnce(&mut (bool, bool))) {
+            let due = {
+                let mut state = self.kq.state.lock().unwrap();
+                f(&mut state);
+                state.0 && state.1
+            };
+            if due {
+                self.slot().notify(self.generation(), bits::WRITABLE);
+            }
+        }
+
+        fn follow_writes(&self) -> io::Result<()> {
+            self.write_knote
+                .follow(self.slot(), self.generation(), || self.add())
+        }
+
+        /// A writer's wait as `writable()` polls it (listed), until it ends.
+        fn wait_listed(&self) -> io::Result<Snapshot> {
+            let mut key = None;
+            let gen = self.generation();
+            let result = block_on(poll_fn(|cx| {
+                poll_listed(
+                    self.slot(),
+                    gen,
+                    Direction::Write,
+                    &mut key,
+                    cx.waker(),
+                    || self.follow_writes(),
+                )
+            }));
+            assert!(key.is_none(), "an ended wait keeps no entry");
+            result
+        }
+
+        /// A writer's wait as `poll_write_ready` polls it (the dedicated waker).
+        fn wait_dedicated(&self) -> io::Result<Snapshot> {
+            let gen = self.generation();
+            block_on(poll_fn(|cx| {
+                poll_dedicated(self.slot(), gen, Direction::Write, cx.waker(), || {
+                    self.follow_writes()
+                })
+            }))
+        }
+    }
+
+    /// Two writers (one listed, one with the dedicated waker) race to add the knote while the
+    /// peer drains: exactly one add, and both are woken (a lost wake-up leaves `block_on`
+    /// parked forever, which loom reports as a deadlock).
+    #[test]
+    fn racing_writers_make_one_add_and_both_are_woken_by_a_racing_edge() {
+        loom::model(|| {
+            let conn = Conn::new(false);
+            let other = {
+                let conn = Arc::clone(&conn);
+                thread::spawn(move || conn.wait_dedicated())
+            };
+            let peer = {
+                let conn = Arc::clone(&conn);
+                thread::spawn(move || conn.drain())
+            };
+            let seen = conn.wait_listed().expect("the add cannot fail here");
+            assert_ne!(seen.bits & bits::WRITABLE, 0);
+            let seen = other.join().unwrap().expect("the add cannot fail here");
+            assert_ne!(seen.bits & bits::WRITABLE, 0);
+            peer.join().unwrap();
+            assert_eq!(
+                conn.kq.adds.load(Ordering::SeqCst),
+                1,
+                "the knote was added twice"
+            );
+            assert!(conn.write_knote.is_added());
+        });
+    }
+
+    /// Two writers whose adds fail: each wait ends, with the add's error or (a writer that
+    /// parked behind the failed claim, woken to try its operation) ready; at least one sees
+    /// the error, and the flag is left free for the next writer to try again.
+    #[test]
+    fn a_failed_add_is_an_error_and_wakes_the_writers_behind_it() {
+        loom::model(|| {
+            let conn = Conn::new(true);
+            let other = {
+                let conn = Arc::clone(&conn);
+                thread::spawn(move || conn.wait_listed())
+            };
+            let mine = conn.wait_listed();
+            let theirs = other.join().unwrap();
+            for result in [&mine, &theirs] {
+                if let Err(err) = result {
+                    assert_eq!(err.raw_os_error(), Some(libc::EBADF), "not the add's error");
+                }
+            }
+            assert!(mine.is_err() || theirs.is_err(), "the add's error was lost");
+            assert!(!conn.write_knote.is_added(), "a failed add kept the claim");
+            assert!(conn.kq.adds.load(Ordering::SeqCst) >= 1);
+        });
     }
 }

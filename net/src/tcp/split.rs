@@ -1,37 +1,16 @@
 //! Borrowed halves of a stream: a reader and a writer that borrow it, so two futures (or two
 //! scoped tasks) can use one stream at once without an `Arc`. One implementation serves
 //! [`TcpStream`] (the default type parameter) and [`UnixStream`](crate::UnixStream): the
-//! halves only need the stream's registered descriptor and its write shutdown, which
-//! [`sealed::Split`] gives.
+//! halves are generic over [`Stream`](crate::Stream), whose registered descriptor they read
+//! and write through.
 
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
 use super::TcpStream;
 use crate::io::{impl_read, impl_write};
-
-pub(crate) mod sealed {
-    use std::io;
-    use std::os::fd::AsFd;
-
-    use knote_executor::io::AsyncFd;
-
-    /// A stream type that splits into halves (sealed: [`TcpStream`](crate::TcpStream) and
-    /// [`UnixStream`](crate::UnixStream)).
-    pub trait Split {
-        /// The std socket inside the stream's `AsyncFd`.
-        type Std: AsFd;
-
-        /// The stream's registered descriptor, which both halves read and write through.
-        fn fd(&self) -> &AsyncFd<Self::Std>;
-
-        /// Shuts the write side down: what closing the write half means.
-        fn shutdown_write(&self) -> io::Result<()>;
-    }
-}
-
-use sealed::Split;
+use crate::Stream;
 
 /// The reading half of a borrowed stream, from [`TcpStream::split`] or
 /// [`UnixStream::split`](crate::UnixStream::split).
@@ -45,7 +24,7 @@ pub struct ReadHalf<'a, S = TcpStream>(&'a S);
 pub struct WriteHalf<'a, S = TcpStream>(&'a S);
 
 /// Both halves of `stream`, borrowing it for as long as either lives.
-pub(crate) fn halves<S: Split>(stream: &mut S) -> (ReadHalf<'_, S>, WriteHalf<'_, S>) {
+pub(crate) fn halves<S: Stream>(stream: &mut S) -> (ReadHalf<'_, S>, WriteHalf<'_, S>) {
     (ReadHalf(stream), WriteHalf(stream))
 }
 
@@ -95,17 +74,5 @@ impl<S> AsRef<S> for WriteHalf<'_, S> {
     }
 }
 
-impl Split for TcpStream {
-    type Std = std::net::TcpStream;
-
-    fn fd(&self) -> &knote_executor::io::AsyncFd<std::net::TcpStream> {
-        TcpStream::fd(self)
-    }
-
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
-}
-
-impl_read!(['a, S: Split] ReadHalf<'a, S> where [for<'b> &'b S::Std: std::io::Read], |s| s.0.fd());
-impl_write!(['a, S: Split] WriteHalf<'a, S> where [for<'b> &'b S::Std: std::io::Write], |s| s.0.fd(), s.0.shutdown_write());
+impl_read!(['a, S: Stream] ReadHalf<'a, S>, |s| s.0.fd());
+impl_write!(['a, S: Stream] WriteHalf<'a, S>, |s| s.0.fd());

@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::split::sealed::Split;
 use super::TcpStream;
 use crate::io::{impl_read, impl_write};
+use crate::Stream;
 
 /// The reading half of a stream, from [`TcpStream::into_split`] or
 /// [`UnixStream::into_split`](crate::UnixStream::into_split).
@@ -30,7 +30,7 @@ pub struct OwnedWriteHalf<S = TcpStream> {
 }
 
 /// Both halves of `stream`, sharing it.
-pub(crate) fn halves<S: Split>(stream: S) -> (OwnedReadHalf<S>, OwnedWriteHalf<S>) {
+pub(crate) fn halves<S: Stream>(stream: S) -> (OwnedReadHalf<S>, OwnedWriteHalf<S>) {
     let stream = Arc::new(stream);
     (
         OwnedReadHalf {
@@ -110,8 +110,8 @@ impl<S> AsRef<S> for OwnedWriteHalf<S> {
     }
 }
 
-impl_read!([S: Split] OwnedReadHalf<S> where [for<'b> &'b S::Std: std::io::Read], |s| s.stream.fd());
-impl_write!([S: Split] OwnedWriteHalf<S> where [for<'b> &'b S::Std: std::io::Write], |s| s.stream.fd(), s.stream.shutdown_write());
+impl_read!([S: Stream] OwnedReadHalf<S>, |s| s.stream.fd());
+impl_write!([S: Stream] OwnedWriteHalf<S>, |s| s.stream.fd());
 
 /// [`OwnedReadHalf::reunite`] was given halves of two different streams: here they are back.
 #[derive(Debug)]

@@ -15,6 +15,7 @@ use super::split_owned::{OwnedReadHalf, OwnedWriteHalf};
 use super::TcpSocket;
 use crate::addr::{each_addr, resolve, ToSocketAddrs};
 use crate::io::{impl_read, impl_write};
+use crate::stream::sealed::Sealed;
 
 /// A TCP connection.
 ///
@@ -200,9 +201,17 @@ impl TcpStream {
 
 use super::{split, split_owned};
 
+impl Sealed for TcpStream {
+    type Std = net::TcpStream;
+
+    fn fd(&self) -> &AsyncFd<net::TcpStream> {
+        &self.io
+    }
+}
+
 impl_read!([] TcpStream, |s| &s.io);
 impl_read!(['a] &'a TcpStream, |s| &s.io);
-impl_write!([] TcpStream, |s| &s.io, s.shutdown(Shutdown::Write));
-impl_write!(['a] &'a TcpStream, |s| &s.io, s.shutdown(Shutdown::Write));
+impl_write!([] TcpStream, |s| &s.io);
+impl_write!(['a] &'a TcpStream, |s| &s.io);
 
 crate::impl_fd!(TcpStream, net::TcpStream);

@@ -16,7 +16,8 @@ use socket2::{Domain, SockAddr, Type};
 use super::cred::{peer_cred, UCred};
 use crate::io::{impl_read, impl_write};
 use crate::socket::{connect_in_progress, finish_connect, new_socket};
-use crate::tcp::split::{self, sealed::Split, ReadHalf, WriteHalf};
+use crate::stream::sealed::Sealed;
+use crate::tcp::split::{self, ReadHalf, WriteHalf};
 use crate::tcp::split_owned::{self, OwnedReadHalf, OwnedWriteHalf};
 
 /// A Unix-domain stream connection.
@@ -158,15 +159,11 @@ impl UnixStream {
     }
 }
 
-impl Split for UnixStream {
+impl Sealed for UnixStream {
     type Std = net::UnixStream;
 
     fn fd(&self) -> &AsyncFd<net::UnixStream> {
         &self.io
-    }
-
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
     }
 }
 
@@ -196,7 +193,7 @@ half_addrs!(
 
 impl_read!([] UnixStream, |s| &s.io);
 impl_read!(['a] &'a UnixStream, |s| &s.io);
-impl_write!([] UnixStream, |s| &s.io, s.shutdown(Shutdown::Write));
-impl_write!(['a] &'a UnixStream, |s| &s.io, s.shutdown(Shutdown::Write));
+impl_write!([] UnixStream, |s| &s.io);
+impl_write!(['a] &'a UnixStream, |s| &s.io);
 
 crate::impl_fd!(UnixStream, net::UnixStream);

@@ -165,7 +165,7 @@ impl Selector {
             if n == events.len() {
                 // No room to report it: the call fails with this errno (a receipt for a
                 // successful change has nothing to fail with) and the rest is not applied.
-                self.sync_and_unlock(state);
+                self.sync_and_unlock(state)?;
                 if errno != 0 {
                     return Err(io::Error::from_raw_os_error(errno));
                 }
@@ -181,7 +181,7 @@ impl Selector {
         }
         if receipts || events.is_empty() {
             // kqueue returns error and receipt entries at once, without collecting events.
-            self.sync_and_unlock(state);
+            self.sync_and_unlock(state)?;
             return Ok(n);
         }
         self.collect(state, events, timeout)
@@ -212,7 +212,7 @@ impl Selector {
         loop {
             let n = self.scan(&mut state, events);
             if n > 0 {
-                self.sync_and_unlock(state);
+                self.sync_and_unlock(state)?;
                 return Ok(n);
             }
             let remaining = match deadline {
@@ -220,7 +220,7 @@ impl Selector {
                 Some(d) => {
                     let now = os::now_ns();
                     if looked && now >= d {
-                        self.sync_and_unlock(state);
+                        self.sync_and_unlock(state)?;
                         return Ok(0);
                     }
                     Some(Duration::from_nanos(d.saturating_sub(now)))
@@ -228,7 +228,7 @@ impl Selector {
             };
             // Any kqueue's observed-and-ignored signal can interrupt this wait: snapshot always.
             let signals_before = sigcount::deliveries();
-            self.sync_and_unlock(state);
+            self.sync_and_unlock(state)?;
             let got = os::epoll_wait(self.epfd.as_raw_fd(), &mut buf[..max], remaining);
             state = self.lock();
             looked = true;
@@ -255,7 +255,8 @@ impl Selector {
                     // wait; kqueue would not have been interrupted, so wait on.
                 }
                 Err(e) => {
-                    self.sync_and_unlock(state);
+                    // A broken wake eventfd is the worse news of the two.
+                    self.sync_and_unlock(state)?;
                     return Err(e);
                 }
             }
@@ -265,8 +266,9 @@ impl Selector {
     /// Brings the kernel side in line with the state before the lock is released: the wake
     /// eventfd readable iff events are queued, and each filter's `sync` (the timerfd armed at the
     /// earliest deadline).
+    /// A failed drain of the wake eventfd (it is not open any more) is returned.
     #[must_use = "the wake eventfd must be signalled after unlocking when this says so"]
-    fn sync(&self, state: &mut State) -> bool {
+    fn sync(&self, state: &mut State) -> io::Result<bool> {
         // Entries of knotes deleted since they were queued are dead weight; dropping them from
         // both ends keeps a change-only caller's queue from growing and the fd from reading as
         // readable for nothing.
@@ -284,6 +286,7 @@ impl Selector {
         }
         let pending = !state.ready.is_empty();
         let mut signal = false;
+        let mut drained = Ok(());
         if pending != state.woken {
             if pending {
                 // Written by the caller once the lock is released: a waiter woken by the write
@@ -293,29 +296,31 @@ impl Selector {
                 // drains such a stale signal.
                 signal = true;
             } else {
-                os::eventfd_drain(self.wake.as_raw_fd());
+                drained = os::eventfd_drain(self.wake.as_raw_fd());
             }
             state.woken = pending;
         }
         dispatch::sync(state);
-        signal
+        drained.map(|()| signal)
     }
 
-    /// `sync`, unlock, then the eventfd write `sync` asked for.
-    fn sync_and_unlock(&self, mut state: MutexGuard<'_, State>) {
+    /// `sync`, unlock, then the eventfd write `sync` asked for. Fails with the wake eventfd's
+    /// error (the kqueue is broken then: that is the error the call reports).
+    fn sync_and_unlock(&self, mut state: MutexGuard<'_, State>) -> io::Result<()> {
         let signal = self.sync(&mut state);
         drop(state);
-        if signal {
-            os::eventfd_signal(self.wake.as_raw_fd());
+        if signal? {
+            os::eventfd_signal(self.wake.as_raw_fd())?;
         }
+        Ok(())
     }
 
-    /// The wake eventfd was reported readable: if nothing is queued any more (a late write,
-    /// see `sync`), drain it so that it does not keep the kqueue's fd readable for nothing.
+    /// The wake eventfd was reported readable: so it is, whatever `woken` said (a late write,
+    /// see `sync`). Recorded, the `sync` before the lock is released drains it if nothing is
+    /// queued any more, so that it does not keep the kqueue's fd readable for nothing, and
+    /// reports a failed drain.
     fn wake_report(&self, state: &mut State) {
-        if !state.woken {
-            os::eventfd_drain(self.wake.as_raw_fd());
-        }
+        state.woken = true;
     }
 }
 

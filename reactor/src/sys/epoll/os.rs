@@ -164,21 +164,40 @@ pub(super) fn eventfd() -> io::Result<OwnedFd> {
     Ok(owned(fd))
 }
 
-/// Adds one to an eventfd's counter (making it readable). Async-signal-safe.
-pub(super) fn eventfd_signal(fd: RawFd) {
+/// Adds one to an eventfd's counter (making it readable). Async-signal-safe (one write(2),
+/// errno read, nothing allocated). A full counter (`EAGAIN`) already reads as readable, which
+/// is all a caller wants, so that is `Ok`; any other error (`EBADF`: the fd is not open) is
+/// returned.
+pub(super) fn eventfd_signal(fd: RawFd) -> io::Result<()> {
     counted!(OTHER);
     let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64. A full counter (EAGAIN) already reads as readable,
-    // which is all the caller needs, so the result is deliberately ignored.
-    let _ = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    // SAFETY: writes 8 bytes from a live u64.
+    let ret = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    eventfd_done(ret)
 }
 
-/// Resets an eventfd's counter to zero (no longer readable).
-pub(super) fn eventfd_drain(fd: RawFd) {
+/// Resets an eventfd's counter to zero (no longer readable). `EAGAIN` means it was zero
+/// already (`Ok`); any other error is returned.
+pub(super) fn eventfd_drain(fd: RawFd) -> io::Result<()> {
     counted!(OTHER);
     let mut value: u64 = 0;
-    // SAFETY: reads at most 8 bytes into a live u64. EAGAIN means it was already zero.
-    let _ = unsafe { libc::read(fd, (&mut value as *mut u64).cast(), 8) };
+    // SAFETY: reads at most 8 bytes into a live u64.
+    let ret = unsafe { libc::read(fd, (&mut value as *mut u64).cast(), 8) };
+    eventfd_done(ret)
+}
+
+/// The result of an eventfd read or write: `EAGAIN` (the counter was already where the call
+/// wanted it) is success. Async-signal-safe: an OS error is a code, not an allocation.
+fn eventfd_done(ret: isize) -> io::Result<()> {
+    if ret >= 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.kind() == io::ErrorKind::WouldBlock {
+        Ok(())
+    } else {
+        Err(err)
+    }
 }
 
 /// A non-blocking, close-on-exec timerfd on CLOCK_MONOTONIC.
@@ -349,5 +368,36 @@ pub(super) mod counts {
     /// `(epoll_ctl, epoll_wait, other)` since the last call, and resets them.
     pub(crate) fn take() -> (usize, usize, usize) {
         (EPOLL_CTL.take(), EPOLL_WAIT.take(), OTHER.take())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    #[test]
+    fn eventfd_signal_and_drain_report_a_bad_fd() {
+        // -1 is never open (a closed number could be reused by another test's thread).
+        let signal = eventfd_signal(-1).unwrap_err();
+        assert_eq!(signal.raw_os_error(), Some(libc::EBADF), "{signal}");
+        let drain = eventfd_drain(-1).unwrap_err();
+        assert_eq!(drain.raw_os_error(), Some(libc::EBADF), "{drain}");
+    }
+
+    #[test]
+    fn eventfd_eagain_is_success() {
+        let fd = eventfd().unwrap();
+        // Nothing to drain: read(2) says EAGAIN.
+        eventfd_drain(fd.as_raw_fd()).unwrap();
+        // A counter one short of full: the next add says EAGAIN, and it reads as readable.
+        let almost: u64 = u64::MAX - 1;
+        // SAFETY: writes 8 bytes from a live u64.
+        let wrote = unsafe { libc::write(fd.as_raw_fd(), (&almost as *const u64).cast(), 8) };
+        assert_eq!(wrote, 8);
+        eventfd_signal(fd.as_raw_fd()).unwrap();
+        eventfd_drain(fd.as_raw_fd()).unwrap();
+        eventfd_drain(fd.as_raw_fd()).unwrap();
     }
 }
