@@ -1,24 +1,45 @@
 //! What the soak reads about its own process: open file descriptors, resident memory and live
 //! child processes. Linux has them in `/proc`; elsewhere each reads as unknown (`Ok(None)`).
 
+use std::collections::BTreeMap;
 use std::io;
 
-/// Open file descriptors of this process (`/proc/self/fd`), or `None` where there is no such
-/// directory.
+/// The open file descriptors of this process (`/proc/self/fd`), each with what it is (the
+/// link's target: a path, `socket:[…]`, `anon_inode:[eventpoll]`, …), or `None` where there
+/// is no such directory.
 #[cfg(target_os = "linux")]
-pub(crate) fn open_fds() -> io::Result<Option<usize>> {
-    let listed = std::fs::read_dir("/proc/self/fd")?.try_fold(0usize, |n, entry| {
-        entry?;
-        Ok::<_, io::Error>(n + 1)
-    })?;
-    // The listing includes the directory's own descriptor, open while it is read.
-    Ok(Some(listed.saturating_sub(1)))
+pub(crate) fn fd_table() -> io::Result<Option<BTreeMap<u32, String>>> {
+    // Listed first, and the listing closed, so that its own descriptor is gone when the
+    // links are read.
+    let listed = std::fs::read_dir("/proc/self/fd")?
+        .map(|entry| Ok(entry?.file_name()))
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut table = BTreeMap::new();
+    for name in listed {
+        let Some(fd) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        match std::fs::read_link(format!("/proc/self/fd/{fd}")) {
+            Ok(target) => {
+                table.insert(fd, target.to_string_lossy().into_owned());
+            }
+            // The listing's own descriptor, closed since (or one another thread closed).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(table))
 }
 
 /// Open file descriptors: unknown outside Linux.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn open_fds() -> io::Result<Option<usize>> {
+pub(crate) fn fd_table() -> io::Result<Option<BTreeMap<u32, String>>> {
     Ok(None)
+}
+
+/// How many file descriptors this process has open, if known.
+pub(crate) fn open_fds() -> io::Result<Option<usize>> {
+    Ok(fd_table()?.map(|table| table.len()))
 }
 
 /// Resident set size of this process in bytes (`VmRSS` of `/proc/self/status`).

@@ -168,6 +168,11 @@ pub struct SoakReport {
     pub totals: Totals,
     /// Open fds before anything started and after everything was dropped.
     pub fds: (Option<usize>, Option<usize>),
+    /// The fds open at the end that were not at the start: number and what it is.
+    pub new_fds: Vec<String>,
+    /// How long after the runtimes were shut down the fd table took to come back to its
+    /// start (`None`: it was back at once); see `settle_fds`.
+    pub fds_settled_after: Option<Duration>,
     /// Resident memory after warm-up, half-way and at the end.
     pub rss: RssSamples,
     /// Child processes (zombies included) still there after everything was dropped.
@@ -227,9 +232,21 @@ impl SoakReport {
                 _ => None,
             },
             format!(
-                "{} at the start, {} at the end",
+                "{} at the start, {} at the end{}{}",
                 or_unknown(self.fds.0),
-                or_unknown(self.fds.1)
+                or_unknown(self.fds.1),
+                match self.fds_settled_after {
+                    Some(after) => format!(
+                        " (back to the start {:.1} ms after the runtimes' shutdown returned)",
+                        after.as_secs_f64() * 1e3
+                    ),
+                    None => String::new(),
+                },
+                if self.new_fds.is_empty() {
+                    String::new()
+                } else {
+                    format!("; new: {}", self.new_fds.join(", "))
+                }
             ),
         ));
         checks.push(self.rss_check());
@@ -457,6 +474,21 @@ mod tests {
             report.fds = (Some(12), Some(end));
             assert_eq!(report.passed(), ok, "end {end}");
         }
+        let mut report = healthy();
+        report.fds_settled_after = Some(Duration::from_micros(1500));
+        let text = report.to_string();
+        assert!(
+            text.contains("12 at the end (back to the start 1.5 ms after the runtimes'"),
+            "{text}"
+        );
+        let mut report = healthy();
+        report.fds = (Some(12), Some(13));
+        report.new_fds = vec!["9 anon_inode:[eventpoll]".to_owned()];
+        let text = report.to_string();
+        assert!(
+            text.contains("12 at the start, 13 at the end; new: 9 anon_inode:[eventpoll]"),
+            "{text}"
+        );
     }
 
     #[test]
