@@ -299,6 +299,15 @@ pub(crate) async fn client_loop<C: Client>(
     pacer: Arc<Pacer>,
     shared: Arc<Shared>,
 ) {
+    /// Counts this loop in [`Shared::clients`] while it runs.
+    struct Running<'a>(&'a AtomicUsize);
+    impl Drop for Running<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    shared.clients.fetch_add(1, Ordering::SeqCst);
+    let _running = Running(&shared.clients);
     while let Some((conn, due)) = pacer.next() {
         if shared.stopping() {
             break;
@@ -419,12 +428,13 @@ impl Server {
 /// listener that broke): it says so, and its clients see refused connections.
 const ACCEPT_ERRORS_IN_A_ROW: u32 = 100;
 
-/// An echo server: accepts on `listener` until the run stops, each connection in its own task
-/// on the current runtime, then waits (bounded) for its connections to end.
+/// An echo server: accepts on `listener` until the run stops and every client loop has ended
+/// (a loop that starts after the deadline begins no connection), each connection in its own
+/// task on the current runtime, then waits (bounded) for its connections to end.
 pub(crate) async fn serve(listener: TcpListener, which: Server, shared: Arc<Shared>) {
     let open = Arc::new(AtomicUsize::new(0));
     let mut failures = 0;
-    while !shared.stopping() {
+    while !shared.stopping() || shared.clients.load(Ordering::SeqCst) > 0 {
         match timeout(STOP_POLL, listener.accept()).await {
             Err(_) => {}
             Ok(Ok((stream, _))) => {

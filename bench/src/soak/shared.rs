@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     /// When the load stops.
     pub(crate) deadline: Instant,
     stop: AtomicBool,
+    /// Client loops running: the servers accept until the last has ended, so that a
+    /// connection begun just before the deadline is still served, not reset.
+    pub(crate) clients: AtomicUsize,
     errors: Mutex<ErrorTally>,
     incidents: Mutex<Vec<String>>,
 }
@@ -41,6 +44,7 @@ impl Shared {
             started,
             deadline: started + duration,
             stop: AtomicBool::new(false),
+            clients: AtomicUsize::new(0),
             errors: Mutex::default(),
             incidents: Mutex::default(),
         }
