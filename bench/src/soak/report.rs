@@ -412,6 +412,12 @@ mod tests {
         }
     }
 
+    /// Asserts that the printed report contains `needle`.
+    fn says(report: &SoakReport, needle: &str) {
+        let text = report.to_string();
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+
     fn failed_checks(report: &SoakReport) -> Vec<&'static str> {
         report
             .checks()
@@ -462,9 +468,8 @@ mod tests {
         report.fds = (None, None);
         report.children_left = None;
         assert!(report.passed());
-        let text = report.to_string();
-        assert!(text.contains("check memory      unknown"), "{text}");
-        assert!(text.contains("check fds         unknown"), "{text}");
+        says(&report, "check memory      unknown");
+        says(&report, "check fds         unknown");
     }
 
     #[test]
@@ -476,18 +481,16 @@ mod tests {
         }
         let mut report = healthy();
         report.fds_settled_after = Some(Duration::from_micros(1500));
-        let text = report.to_string();
-        assert!(
-            text.contains("12 at the end (back to the start 1.5 ms after the runtimes'"),
-            "{text}"
+        says(
+            &report,
+            "12 at the end (back to the start 1.5 ms after the runtimes'",
         );
         let mut report = healthy();
         report.fds = (Some(12), Some(13));
         report.new_fds = vec!["9 anon_inode:[eventpoll]".to_owned()];
-        let text = report.to_string();
-        assert!(
-            text.contains("12 at the start, 13 at the end; new: 9 anon_inode:[eventpoll]"),
-            "{text}"
+        says(
+            &report,
+            "12 at the start, 13 at the end; new: 9 anon_inode:[eventpoll]",
         );
     }
 
@@ -539,17 +542,15 @@ mod tests {
         let mut report = healthy();
         report.errors = tally;
         assert_eq!(failed_checks(&report), ["errors"]);
-        let text = report.to_string();
-        assert!(
-            text.contains("churn connect: ConnectionRefused: 2 (first: connection refused)"),
-            "{text}"
+        says(
+            &report,
+            "churn connect: ConnectionRefused: 2 (first: connection refused)",
         );
     }
 
     #[test]
     fn display_prints_every_figure_and_the_verdict() {
         let mut report = healthy();
-        let text = report.to_string();
         for needle in [
             "10 connections",
             "40 echoed",
@@ -560,14 +561,13 @@ mod tests {
             "10.0 MiB after warm-up, 11.0 MiB half-way, 12.0 MiB at the end (limit 13.0 MiB",
             "result: PASS",
         ] {
-            assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+            says(&report, needle);
         }
         report
             .incidents
             .push("the echo server on the multi-thread runtime stopped".to_owned());
-        let text = report.to_string();
-        assert!(text.contains("incident          the echo server"), "{text}");
-        assert!(text.contains("check incidents   FAILED"), "{text}");
-        assert!(text.ends_with("result: FAIL"), "{text}");
+        says(&report, "incident          the echo server");
+        says(&report, "check incidents   FAILED");
+        assert!(report.to_string().ends_with("result: FAIL"));
     }
 }
