@@ -170,8 +170,28 @@ fn warm_up(duration: Duration) -> Duration {
 
 /// Something the run waits for at the end: a task, or a plain thread.
 enum Worker {
+    /// A task on one of the runtimes, by name.
     Task(&'static str, knote::JoinHandle<()>),
-    Thread(&'static str, thread::JoinHandle<()>, std_mpsc::Receiver<()>),
+    /// A plain thread.
+    Thread(ThreadWorker),
+}
+
+/// A plain thread of the run, by name, with the receiver that hears when it ended (see
+/// [`Done`]): it is joined only then, so that a stuck thread cannot hang the run.
+struct ThreadWorker {
+    name: &'static str,
+    thread: thread::JoinHandle<()>,
+    ended: std_mpsc::Receiver<()>,
+}
+
+/// The current-thread runtime, which runs on a thread of its own until released.
+struct CurrentThread {
+    /// Its handle, to spawn onto it.
+    handle: Handle,
+    /// Sending (or dropping) it ends the thread's `block_on`.
+    release: knote::sync::oneshot::Sender<()>,
+    /// The thread.
+    thread: ThreadWorker,
 }
 
 /// Runs the soak for `options.duration` and reports what it saw. An error means it could not
@@ -192,24 +212,22 @@ pub fn run(options: &SoakOptions) -> io::Result<SoakReport> {
         ..SoakReport::default()
     };
     // The current-thread runtime lives on a thread of its own, running until `release` says.
-    let (current, release, current_thread) = start_current_thread(&shared)?;
-    let workers = start_load(options, &multi, &current, &shared);
-    let workers = match workers {
+    let current = start_current_thread(&shared)?;
+    let workers = match start_load(options, &multi, &current.handle, &shared) {
         Ok(workers) => workers,
         Err(e) => {
             shared.stop();
             // Fails only if the thread already ended, which is what this asks for.
-            release.send(()).ok();
+            current.release.send(()).ok();
             return Err(e);
         }
     };
 
     report.rss = watch(options, &shared);
     shared.stop();
-    stop(workers, &multi, release, current_thread, &shared);
-    // The last handle of the current-thread runtime (its thread dropped the runtime): its
-    // kqueue closes with it.
-    drop(current);
+    // Dropped with it, the current-thread runtime's last handle (its thread dropped the
+    // runtime): its kqueue closes then.
+    stop(workers, &multi, current, &shared);
     multi.shutdown_timeout(WAIT_LIMIT);
 
     let (fds_end, settled) = settle_fds(fds_start.as_ref(), &shared);
@@ -233,16 +251,8 @@ pub fn run(options: &SoakOptions) -> io::Result<SoakReport> {
     Ok(report)
 }
 
-/// Starts the thread of the current-thread runtime: its handle, the sender that lets it end,
-/// and the thread (with the receiver that hears when it ended).
-#[allow(clippy::type_complexity)]
-fn start_current_thread(
-    shared: &Arc<Shared>,
-) -> io::Result<(
-    Handle,
-    knote::sync::oneshot::Sender<()>,
-    (thread::JoinHandle<()>, std_mpsc::Receiver<()>),
-)> {
+/// Starts the thread of the current-thread runtime.
+fn start_current_thread(shared: &Arc<Shared>) -> io::Result<CurrentThread> {
     let (handle_tx, handle_rx) = std_mpsc::channel::<io::Result<Handle>>();
     let (release, released) = knote::sync::oneshot::channel::<()>();
     let (done, ended) = std_mpsc::channel();
@@ -268,7 +278,15 @@ fn start_current_thread(
             runtime.block_on(knote::time::timeout(wait, released)).ok();
         })?;
     match handle_rx.recv_timeout(WAIT_LIMIT) {
-        Ok(Ok(handle)) => Ok((handle, release, (thread, ended))),
+        Ok(Ok(handle)) => Ok(CurrentThread {
+            handle,
+            release,
+            thread: ThreadWorker {
+                name: "soak-current",
+                thread,
+                ended,
+            },
+        }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(io::Error::other("the current-thread runtime did not start")),
     }
@@ -293,7 +311,11 @@ fn spawn_thread(name: &'static str, f: impl FnOnce() + Send + 'static) -> io::Re
             let _done = Done(done);
             f();
         })?;
-    Ok(Worker::Thread(name, thread, ended))
+    Ok(Worker::Thread(ThreadWorker {
+        name,
+        thread,
+        ended,
+    }))
 }
 
 /// Binds an echo server on `handle`'s runtime and spawns it; its address.
@@ -504,13 +526,7 @@ fn probe_or_tally<T>(what: &str, read: io::Result<Option<T>>, shared: &Shared) -
 /// Waits, at most a few [`WAIT_LIMIT`]s in all, for every workload to end (they saw the stop
 /// flag), then ends the current-thread runtime's thread; what does not end in time, or ended
 /// by a panic, is an incident.
-fn stop(
-    workers: Vec<Worker>,
-    multi: &Runtime,
-    release: knote::sync::oneshot::Sender<()>,
-    current_thread: (thread::JoinHandle<()>, std_mpsc::Receiver<()>),
-    shared: &Shared,
-) {
+fn stop(workers: Vec<Worker>, multi: &Runtime, current: CurrentThread, shared: &Shared) {
     let give_up = Instant::now() + 4 * WAIT_LIMIT;
     let left = || give_up.saturating_duration_since(Instant::now());
     let mut threads = Vec::new();
@@ -521,15 +537,18 @@ fn stop(
                 Ok(Err(e)) => shared.incident(format!("task {name:?} failed: {e}")),
                 Err(_) => shared.incident(format!("task {name:?} did not stop in time")),
             },
-            Worker::Thread(name, thread, ended) => threads.push((name, thread, ended)),
+            Worker::Thread(thread) => threads.push(thread),
         }
     }
     // The current-thread runtime's tasks all ended above: its thread may go (a failed send
     // means it already went, its own time limit having passed; the wait below says so).
-    release.send(()).ok();
-    let (thread, ended) = current_thread;
-    threads.push(("soak-current", thread, ended));
-    for (name, thread, ended) in threads {
+    current.release.send(()).ok();
+    for ThreadWorker {
+        name,
+        thread,
+        ended,
+    } in threads.into_iter().chain([current.thread])
+    {
         if ended.recv_timeout(left()).is_err() {
             shared.incident(format!("thread {name:?} did not stop in time"));
         } else if thread.join().is_err() {
