@@ -575,14 +575,20 @@ mod tests {
         assert_eq!((missing.value, missing.met), (None, None));
     }
 
+    /// Writes with `write` to a temporary file with extension `ext` and returns its text.
+    fn written(ext: &str, write: impl FnOnce(&Path) -> io::Result<()>) -> String {
+        let path =
+            std::env::temp_dir().join(format!("knote-bench-test-{}.{ext}", std::process::id()));
+        write(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        text
+    }
+
     #[test]
     fn json_round_trips() {
         let report = sample_report();
-        let path =
-            std::env::temp_dir().join(format!("knote-bench-test-{}.json", std::process::id()));
-        write_json(&report, &path).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let text = written("json", |path| write_json(&report, path));
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["machine"]["hostname"], "testhost");
         assert_eq!(value["versions"]["tokio"], "1.0.0");
@@ -595,11 +601,7 @@ mod tests {
     #[test]
     fn svg_has_every_row() {
         let report = sample_report();
-        let path =
-            std::env::temp_dir().join(format!("knote-bench-test-{}.svg", std::process::id()));
-        write_svg(&report, &path).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let text = written("svg", |path| write_svg(&report, path));
         assert!(text.starts_with("<svg"), "{}", &text[..40]);
         for row in &report.rows {
             assert!(

@@ -80,6 +80,20 @@ impl Settings {
         Duration::from_secs_f64(self.secs)
     }
 
+    /// One timed load run (`secs` long) of `protocol` over `conns`.
+    fn timed_load(
+        &self,
+        conns: &mut [std::net::TcpStream],
+        protocol: Protocol,
+    ) -> io::Result<LoadResult> {
+        load::run(
+            conns,
+            protocol,
+            self.load_threads,
+            Until::Elapsed(self.duration()),
+        )
+    }
+
     fn mode_name(&self) -> &'static str {
         match self.mode {
             Mode::Quick => "quick",
@@ -398,12 +412,7 @@ fn timed_turn(
     let s = &ctx.settings;
     let process = ServerProcess::start(server, &cpus.server, s.workers, None)?;
     let mut conns = load::connect(process.addr, s.conns)?;
-    let result = load::run(
-        &mut conns,
-        protocol,
-        s.load_threads,
-        Until::Elapsed(s.duration()),
-    )?;
+    let result = s.timed_load(&mut conns, protocol)?;
     drop(conns);
     process.stop()?;
     Ok(result)
@@ -541,23 +550,13 @@ fn scale(ctx: &mut Context, w: &Workload) -> io::Result<WorkloadRecord> {
             ServerProcess::start(&server_name("echo", c, "ct"), &cpus.server, s.workers, None)?;
         let protocol = Protocol::Echo { msg: s.msg };
         let mut busy = load::connect(process.addr, s.conns)?;
-        let alone = load::run(
-            &mut busy,
-            protocol,
-            s.load_threads,
-            Until::Elapsed(s.duration()),
-        )?;
+        let alone = s.timed_load(&mut busy, protocol)?;
         let before = sys::rss_bytes(process.pid());
         let idle_conns = load::open_idle(process.addr, idle)?;
         // The last ones' tasks have answered; give the allocator's bookkeeping a moment.
         std::thread::sleep(Duration::from_millis(100));
         let after = sys::rss_bytes(process.pid());
-        let loaded = load::run(
-            &mut busy,
-            protocol,
-            s.load_threads,
-            Until::Elapsed(s.duration()),
-        )?;
+        let loaded = s.timed_load(&mut busy, protocol)?;
         drop(idle_conns);
         drop(busy);
         process.stop()?;
