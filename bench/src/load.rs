@@ -279,20 +279,35 @@ pub fn churn(
     })
 }
 
+/// How many idle connections are opened before their first echoes are awaited: below the
+/// listen backlog (128 where std's default applies), so no SYN is dropped and retried.
+const IDLE_BATCH: usize = 100;
+
 /// Opens `n` connections that then stay idle, each after one echo of one byte (so the server
-/// has accepted it and its task or slot is set up when this returns).
+/// has accepted it and its task or slot is set up when this returns). They are opened in
+/// batches: connect a batch, send on each, then await each echo.
 pub fn open_idle(addr: SocketAddr, n: usize) -> io::Result<Vec<TcpStream>> {
     let mut idle = Vec::with_capacity(n);
-    for _ in 0..n {
-        let mut stream = open(addr)?;
-        let mut peer = Peer {
-            stream: &mut stream,
-            http: ResponseReader::default(),
-            reply: vec![0; 1],
-        };
-        peer.send(Protocol::Echo { msg: 1 }, b"i")?;
-        peer.receive(Protocol::Echo { msg: 1 }, b"i")?;
-        idle.push(stream);
+    let protocol = Protocol::Echo { msg: 1 };
+    while idle.len() < n {
+        let batch = IDLE_BATCH.min(n - idle.len());
+        let mut streams = connect(addr, batch)?;
+        let mut peers: Vec<Peer<'_>> = streams
+            .iter_mut()
+            .map(|stream| Peer {
+                stream,
+                http: ResponseReader::default(),
+                reply: vec![0; 1],
+            })
+            .collect();
+        for peer in &mut peers {
+            peer.send(protocol, b"i")?;
+        }
+        for peer in &mut peers {
+            peer.receive(protocol, b"i")?;
+        }
+        drop(peers);
+        idle.append(&mut streams);
     }
     Ok(idle)
 }

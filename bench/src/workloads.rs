@@ -57,7 +57,7 @@ impl Settings {
     /// The defaults of `mode`.
     pub fn for_mode(mode: Mode) -> Settings {
         let (rounds, secs, idle_conns, idle_tasks, strace_rounds, wrk_secs) = match mode {
-            Mode::Quick => (3, 1.0, 10_000, 10_000, 100, 1),
+            Mode::Quick => (3, 1.0, 10_000, 10_000, 30, 1),
             Mode::Full => (7, 5.0, 10_000, 100_000, 500, 5),
             Mode::Smoke => (1, 0.25, 100, 1_000, 5, 1),
         };
