@@ -2,7 +2,6 @@
 //! of issue 9, and their three renderings (the table, `--json`, `--svg`).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
@@ -255,34 +254,44 @@ fn figure(value: Option<f64>, metric: &str) -> String {
     }
 }
 
+/// Appends `args` and a newline to `out`.
+fn push_line(out: &mut String, args: std::fmt::Arguments<'_>) {
+    out.push_str(&args.to_string());
+    out.push('\n');
+}
+
 /// The summary table and the goals, as printed at the end of a run.
 pub fn render_table(report: &Report) -> String {
     let mut out = String::new();
     let m = &report.machine;
-    let _ = writeln!(
-        out,
-        "\nknote-bench {} on {} ({}, {} CPUs{})",
-        report.mode,
-        m.hostname,
-        m.kernel,
-        m.cpus,
-        m.cpu_model
-            .as_deref()
-            .map(|c| format!(", {c}"))
-            .unwrap_or_default()
+    push_line(
+        &mut out,
+        format_args!(
+            "\nknote-bench {} on {} ({}, {} CPUs{})",
+            report.mode,
+            m.hostname,
+            m.kernel,
+            m.cpus,
+            m.cpu_model
+                .as_deref()
+                .map(|c| format!(", {c}"))
+                .unwrap_or_default()
+        ),
     );
     for line in &report.pinning {
-        let _ = writeln!(out, "  {line}");
+        push_line(&mut out, format_args!("  {line}"));
     }
-    let _ = writeln!(
-        out,
-        "\n{:<10} {:<46} {:>7} {:>11}   {:<32} {:<32}",
-        "workload",
-        "comparison",
-        "median",
-        "spread",
-        "numerator (this machine)",
-        "denominator (this machine)"
+    push_line(
+        &mut out,
+        format_args!(
+            "\n{:<10} {:<46} {:>7} {:>11}   {:<32} {:<32}",
+            "workload",
+            "comparison",
+            "median",
+            "spread",
+            "numerator (this machine)",
+            "denominator (this machine)"
+        ),
     );
     for row in &report.rows {
         let ratio = row
@@ -291,22 +300,24 @@ pub fn render_table(report: &Report) -> String {
         let spread = row
             .spread
             .map_or("n/a".to_owned(), |(lo, hi)| format!("{lo:.2}–{hi:.2}"));
-        let _ = writeln!(
-            out,
-            "{:<10} {:<46} {:>7} {:>11}   {:<32} {:<32}",
-            row.workload,
-            row.label,
-            ratio,
-            spread,
-            format!(
-                "{} {}",
-                row.numerator.0,
-                figure(row.numerator.2, &row.numerator.1)
-            ),
-            format!(
-                "{} {}",
-                row.denominator.0,
-                figure(row.denominator.2, &row.denominator.1)
+        push_line(
+            &mut out,
+            format_args!(
+                "{:<10} {:<46} {:>7} {:>11}   {:<32} {:<32}",
+                row.workload,
+                row.label,
+                ratio,
+                spread,
+                format!(
+                    "{} {}",
+                    row.numerator.0,
+                    figure(row.numerator.2, &row.numerator.1)
+                ),
+                format!(
+                    "{} {}",
+                    row.denominator.0,
+                    figure(row.denominator.2, &row.denominator.1)
+                ),
             ),
         );
     }
@@ -317,18 +328,16 @@ pub fn render_table(report: &Report) -> String {
                 .iter()
                 .map(|(c, r)| format!("{c} {r:.0} req/s"))
                 .collect();
-            let _ = writeln!(
-                out,
-                "{:<10} wrk cross-check: {}",
-                record.name,
-                wrk.join(", ")
+            push_line(
+                &mut out,
+                format_args!("{:<10} wrk cross-check: {}", record.name, wrk.join(", ")),
             );
         }
         for note in &record.notes {
-            let _ = writeln!(out, "{:<10} note: {note}", record.name);
+            push_line(&mut out, format_args!("{:<10} note: {note}", record.name));
         }
     }
-    let _ = writeln!(out, "\ngoals (issue 9)");
+    push_line(&mut out, format_args!("\ngoals (issue 9)"));
     for goal in &report.goals {
         let verdict = match goal.met {
             Some(true) => "met",
@@ -336,7 +345,10 @@ pub fn render_table(report: &Report) -> String {
             None => "not measured",
         };
         let value = goal.value.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
-        let _ = writeln!(out, "  {:<58} {:>8}  {verdict}", goal.goal, value);
+        push_line(
+            &mut out,
+            format_args!("  {:<58} {:>8}  {verdict}", goal.goal, value),
+        );
     }
     out
 }

@@ -604,6 +604,7 @@ fn strace_works() -> Result<(), String> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
+    // The summary of `--help` is of no use; it may not exist if strace failed early.
     let _removed = std::fs::remove_file(&out);
     match status {
         Ok(status) if status.success() => Ok(()),
