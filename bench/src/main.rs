@@ -63,6 +63,15 @@ knote vs tokio on network workloads, interleaved, server and load in separate pr
 
 workloads:";
 
+/// The usage text with the list of workloads.
+fn usage() -> String {
+    let mut text = format!("{USAGE}\n");
+    for w in WORKLOADS {
+        text += &format!("  {:<12} {}\n", w.name, w.description);
+    }
+    text
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 enum Command {
@@ -227,16 +236,13 @@ fn main() -> ExitCode {
     let command = match parse_args(std::env::args().skip(1).collect()) {
         Ok(command) => command,
         Err(err) => {
-            eprintln!("knote-bench: {err}\n\n{USAGE}");
+            eprintln!("knote-bench: {err}\n\n{}", usage());
             return ExitCode::from(2);
         }
     };
     let result = match command {
         Command::Help => {
-            println!("{USAGE}");
-            for w in WORKLOADS {
-                println!("  {:<12} {}", w.name, w.description);
-            }
+            print!("{}", usage());
             Ok(())
         }
         Command::Serve {
