@@ -23,15 +23,17 @@
 #[allow(dead_code)]
 #[path = "../../examples/hyper_hello.rs"]
 mod hyper_hello;
+// The servers, shared with knote-bench's hyper workloads.
+#[path = "../src/hyper_servers.rs"]
+mod hyper_servers;
+#[path = "../src/runtimes.rs"]
+mod runtimes;
 
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
-
-use futures_util::future;
-use hyper::service::service_fn;
 
 /// Which runtime serves.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -81,10 +83,18 @@ fn start(side: Side, multi: bool, pin_server: bool) -> Server {
         if pin_server && !multi {
             pin_to_cpu(0);
         }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        addr_tx.send(listener.local_addr().unwrap()).unwrap();
+        let workers = multi.then_some(2);
+        // The stop signal (or its sender dropped) ends the server.
+        let stop = async {
+            let _stopped = stop_rx.await;
+        };
         match side {
-            Side::Knote => serve_knote(multi, addr_tx, stop_rx),
-            Side::Tokio => serve_tokio(multi, addr_tx, stop_rx),
+            Side::Knote => hyper_servers::serve_knote(listener, workers, stop),
+            Side::Tokio => hyper_servers::serve_tokio(listener, workers, stop),
         }
+        .unwrap();
     });
     let addr = addr_rx.recv().expect("the server did not start");
     Server {
@@ -92,81 +102,6 @@ fn start(side: Side, multi: bool, pin_server: bool) -> Server {
         stop: Some(stop_tx),
         thread: Some(thread),
     }
-}
-
-fn serve_knote(
-    multi: bool,
-    addr_tx: mpsc::Sender<SocketAddr>,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) {
-    use knote::hyper::{KnoteIo, KnoteTimer};
-    let rt = if multi {
-        knote::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-    } else {
-        knote::runtime::Builder::new_current_thread().build()
-    }
-    .unwrap();
-    rt.block_on(async {
-        let listener = knote::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        addr_tx.send(listener.local_addr().unwrap()).unwrap();
-        let accept = async {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                stream.set_nodelay(true).unwrap();
-                knote::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(KnoteTimer::new())
-                        .serve_connection(KnoteIo::new(stream), service_fn(hyper_hello::hello))
-                        .await;
-                });
-            }
-        };
-        futures_util::pin_mut!(accept);
-        // The accept loop never ends by itself: the stop signal (or its sender dropped) ends
-        // the server.
-        let _stopped = future::select(accept, stop).await;
-    });
-}
-
-fn serve_tokio(
-    multi: bool,
-    addr_tx: mpsc::Sender<SocketAddr>,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let rt = if multi {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    }
-    .unwrap();
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        addr_tx.send(listener.local_addr().unwrap()).unwrap();
-        let accept = async {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                stream.set_nodelay(true).unwrap();
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .serve_connection(TokioIo::new(stream), service_fn(hyper_hello::hello))
-                        .await;
-                });
-            }
-        };
-        futures_util::pin_mut!(accept);
-        // The accept loop never ends by itself: the stop signal (or its sender dropped) ends
-        // the server.
-        let _stopped = future::select(accept, stop).await;
-    });
 }
 
 /// This process's CPU time so far (user + system, all threads; not its children).
