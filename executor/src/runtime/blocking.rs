@@ -131,7 +131,7 @@ impl BlockingPool {
     fn run(self: Arc<Self>) {
         POOL.with(|p| p.set(Arc::as_ptr(&self)));
         let handle = self.handle.locked().as_ref().and_then(WeakHandle::upgrade);
-        let _enter = handle.map(super::context::enter);
+        let mut enter = handle.map(super::context::enter);
         let mut state = self.lock();
         loop {
             while let Some(runnable) = state.queue.pop_front() {
@@ -140,6 +140,13 @@ impl BlockingPool {
                 state = self.lock();
             }
             if state.shutdown {
+                // The runtime's handle goes before the thread counts as exited: this thread may
+                // hold the last reference to the runtime (its kqueues), and a shutdown that
+                // returned must have closed them. Nothing is queued after a shutdown, so the
+                // lock can be let go meanwhile.
+                drop(state);
+                drop(enter.take());
+                state = self.lock();
                 break;
             }
             state.idle += 1;

@@ -80,6 +80,10 @@ pub(crate) struct MultiThread {
     /// Workers still running (for `shutdown_timeout`).
     running: Mutex<usize>,
     all_stopped: std::sync::Condvar,
+    /// The worker threads, joined by a shutdown that saw them all stop: a worker drops its last
+    /// references to the runtime (and with them, maybe, every kqueue's descriptors) after it
+    /// says it stopped, and a shutdown that returned must have closed them.
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
 }
 
 /// What only the worker's own thread touches: the LIFO slot and the yielded tasks.
@@ -194,6 +198,7 @@ impl MultiThread {
             event_capacity: event_capacity.max(1),
             running: Mutex::new(0),
             all_stopped: std::sync::Condvar::new(),
+            threads: Mutex::new(Vec::with_capacity(n)),
         }))
     }
 
@@ -591,9 +596,12 @@ impl MultiThread {
                 drop(handle);
                 drop(stopped);
             });
-            if let Err(e) = spawned {
-                *self.running.locked() -= 1;
-                return Err(e);
+            match spawned {
+                Ok(thread) => self.threads.locked().push(thread),
+                Err(e) => {
+                    *self.running.locked() -= 1;
+                    return Err(e);
+                }
             }
         }
         Ok(())
@@ -610,7 +618,23 @@ impl MultiThread {
         let deadline = timeout.map(|t| Instant::now() + t);
         let running = self.running.locked();
         let running = super::wait_while_until(&self.all_stopped, running, deadline, |n| *n > 0);
+        let all_stopped = *running == 0;
         drop(running);
+        if all_stopped {
+            // Past their last task, the workers only drop what they hold (the runtime's
+            // kqueues among it, if theirs are the last references): wait for that, so the
+            // descriptors are closed when the shutdown returns. A worker still in a task after
+            // the timeout is left to finish on its own, detached.
+            let me = thread::current().id();
+            let threads = std::mem::take(&mut *self.threads.locked());
+            for worker in threads {
+                if worker.thread().id() != me {
+                    // A worker's panic was its task's (caught) or the runtime's own, reported
+                    // where it happened: joining only waits for the thread to be gone.
+                    let _ = worker.join();
+                }
+            }
+        }
         let _enter = context::enter(handle.clone());
         // Woken from here (or by the destructors of the tasks cancelled here), an idle task
         // lands in the injection queue, where this loop finds it: cancelling is iterative,
