@@ -26,7 +26,6 @@ mod shared;
 mod timers;
 mod wake;
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -230,8 +229,9 @@ pub fn run(options: &SoakOptions) -> io::Result<SoakReport> {
     stop(workers, &multi, current, &shared);
     multi.shutdown_timeout(WAIT_LIMIT);
 
-    let (fds_end, settled) = settle_fds(fds_start.as_ref(), &shared);
-    report.fds_settled_after = settled;
+    // The shutdown returned, so the runtimes' descriptors are closed (it waits for their
+    // threads): what is open now beyond the start is a leak.
+    let fds_end = probe_or_tally("open fds", probe::fd_table(), &shared);
     report.fds = (
         fds_start.as_ref().map(|t| t.len()),
         fds_end.as_ref().map(|t| t.len()),
@@ -466,30 +466,6 @@ fn watch(options: &SoakOptions, shared: &Shared) -> RssSamples {
     }
     rss.end = probe_or_tally("resident memory", probe::rss_bytes(), shared);
     rss
-}
-
-/// The fd table once it is back to `start`, or as it is after [`WAIT_LIMIT`], and how long
-/// that took (`None`: no wait was needed).
-///
-/// `Runtime::shutdown_timeout` returns once the workers stopped running tasks, not once their
-/// threads exited: each worker thread drops its kqueue as it exits, a millisecond or so later
-/// (seen here on Linux: the multi-thread runtime's epoll, eventfd and timerfd open just after
-/// the shutdown, closed 1 to 2 ms after). A leak never closes; so the table is read until it
-/// matches, and the wait is reported.
-fn settle_fds(
-    start: Option<&BTreeMap<u32, String>>,
-    shared: &Shared,
-) -> (Option<BTreeMap<u32, String>>, Option<Duration>) {
-    let began = Instant::now();
-    let mut waited = None;
-    loop {
-        let end = probe_or_tally("open fds", probe::fd_table(), shared);
-        if end.as_ref() == start || end.is_none() || began.elapsed() >= WAIT_LIMIT {
-            return (end, waited);
-        }
-        thread::sleep(Duration::from_millis(1));
-        waited = Some(began.elapsed());
-    }
 }
 
 /// One progress line: time, and the counts so far.

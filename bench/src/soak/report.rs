@@ -170,9 +170,6 @@ pub struct SoakReport {
     pub fds: (Option<usize>, Option<usize>),
     /// The fds open at the end that were not at the start: number and what it is.
     pub new_fds: Vec<String>,
-    /// How long after the runtimes were shut down the fd table took to come back to its
-    /// start (`None`: it was back at once); see `settle_fds`.
-    pub fds_settled_after: Option<Duration>,
     /// Resident memory after warm-up, half-way and at the end.
     pub rss: RssSamples,
     /// Child processes (zombies included) still there after everything was dropped.
@@ -232,16 +229,9 @@ impl SoakReport {
                 _ => None,
             },
             format!(
-                "{} at the start, {} at the end{}{}",
+                "{} at the start, {} at the end{}",
                 or_unknown(self.fds.0),
                 or_unknown(self.fds.1),
-                match self.fds_settled_after {
-                    Some(after) => format!(
-                        " (back to the start {:.1} ms after the runtimes' shutdown returned)",
-                        after.as_secs_f64() * 1e3
-                    ),
-                    None => String::new(),
-                },
                 if self.new_fds.is_empty() {
                     String::new()
                 } else {
@@ -479,12 +469,6 @@ mod tests {
             report.fds = (Some(12), Some(end));
             assert_eq!(report.passed(), ok, "end {end}");
         }
-        let mut report = healthy();
-        report.fds_settled_after = Some(Duration::from_micros(1500));
-        says(
-            &report,
-            "12 at the end (back to the start 1.5 ms after the runtimes'",
-        );
         let mut report = healthy();
         report.fds = (Some(12), Some(13));
         report.new_fds = vec!["9 anon_inode:[eventpoll]".to_owned()];
