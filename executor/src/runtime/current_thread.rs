@@ -246,10 +246,24 @@ impl CurrentThread {
     }
 
     fn poll_driver(&self, core: &Core, timeout: Option<Duration>) -> io::Result<usize> {
+        self.turn_driver(core, timeout, &|| ())
+    }
+
+    /// Turns the driver, calling `returned` as soon as the wait returns (see
+    /// [`Driver::turn_then`]).
+    fn turn_driver(
+        &self,
+        core: &Core,
+        timeout: Option<Duration>,
+        returned: &dyn Fn(),
+    ) -> io::Result<usize> {
         core.unpolled.set(0);
         // The event list is borrowed for the wait only; wakers push to `queue`, not here.
         let mut events = core.events.borrow_mut();
-        Ok(self.driver.turn(&mut events, timeout)?.events)
+        Ok(self
+            .driver
+            .turn_then(&mut events, timeout, returned)?
+            .events)
     }
 
     /// Sleeps in the kqueue until an event, a remote wake-up or `timeout`; `more` says whether
@@ -265,9 +279,12 @@ impl CurrentThread {
             self.sleeping.lower();
             return self.poll_driver(core, Some(Duration::ZERO));
         }
-        let result = self.poll_driver(core, timeout);
-        self.sleeping.lower();
-        result
+        // `sleeping` goes down as soon as the wait returns: the wake-ups its events cause run
+        // on this thread, which is awake by then, and a `block_on` future's waker among them
+        // must not trigger the kqueue (an EVFILT_USER trigger, and the wait and eventfd read
+        // that collect it, per wake-up). A remote waker that finds the flag down from there
+        // on is seen by the look at the queues (and at `woken`) before the next sleep.
+        self.turn_driver(core, timeout, &|| self.sleeping.lower())
     }
 
     /// Drives `core` until `fut` completes.
