@@ -405,3 +405,39 @@ fn turn_with_a_timeout_waits_for_a_timer() {
         assert!(start.elapsed() >= Duration::from_millis(15));
     });
 }
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn an_event_that_wakes_the_block_on_future_leaves_no_trigger_behind() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    use knote_executor::io::AsyncFd;
+
+    watchdog(|| {
+        let rt = LocalRuntime::new().unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let got = rt.block_on(async move {
+            let a = AsyncFd::new(a).unwrap();
+            // Written once the future waits: its wake-up comes from the READ event the
+            // runtime's own wait collects, on the thread that runs it.
+            let writer = spawn(async move { (&b).write_all(b"x").unwrap() });
+            let mut byte = [0u8; 1];
+            loop {
+                let mut guard = a.readable().await.unwrap();
+                if let Ok(n) = guard.try_io(|fd| fd.get_ref().read(&mut byte)) {
+                    writer.await.unwrap();
+                    break n.unwrap();
+                }
+            }
+        });
+        assert_eq!(got, 1);
+        // The thread was awake when that waker ran: nothing may have triggered the kqueue's
+        // wake-up knote (which would leave it readable, and cost a trigger and its wait).
+        assert!(
+            !fd_readable(&rt, Duration::ZERO),
+            "the block_on future's waker triggered the kqueue of the thread that ran it"
+        );
+    });
+}

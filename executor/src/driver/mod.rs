@@ -197,9 +197,23 @@ impl Driver {
         events: &mut [Kevent],
         timeout: Option<Duration>,
     ) -> io::Result<Turn> {
+        self.turn_then(events, timeout, &|| ())
+    }
+
+    /// [`turn`](Driver::turn), calling `returned` as soon as the wait returns, before anything
+    /// is dispatched: a runtime marks itself awake there, so that the wakers its own events run
+    /// (on this thread) do not take it for asleep and trigger its kqueue. (`dyn`: one body for
+    /// every caller, which keeps the event loop's inlining as it is in `turn`.)
+    pub(crate) fn turn_then(
+        &self,
+        events: &mut [Kevent],
+        timeout: Option<Duration>,
+        returned: &dyn Fn(),
+    ) -> io::Result<Turn> {
         let wait = self.timers.before_wait(timeout);
         let changes = wait.arm.as_slice();
         let result = self.kq.kevent(changes, events, wait.timeout);
+        returned();
         let n = match result {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,

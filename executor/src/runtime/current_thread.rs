@@ -57,6 +57,8 @@ pub(crate) struct Core {
     queue: RefCell<VecDeque<Runnable>>,
     events: RefCell<Vec<Kevent>>,
     tick: Cell<u32>,
+    /// Polls since the kqueue was last looked at (by a wait or by `count_poll`'s look).
+    unpolled: Cell<u32>,
 }
 
 // SAFETY: a `Core` is used by one thread at a time: the one that took it out of
@@ -125,6 +127,7 @@ impl CurrentThread {
                 queue: RefCell::new(VecDeque::with_capacity(256)),
                 events: RefCell::new(vec![Kevent::zeroed(); event_capacity.max(1)]),
                 tick: Cell::new(0),
+                unpolled: Cell::new(0),
             });
             CurrentThread {
                 driver,
@@ -209,8 +212,9 @@ impl CurrentThread {
         local.or_else(|| self.remote.pop())
     }
 
-    /// Runs one task if one is ready. Every `EVENT_INTERVAL` tasks the kqueue is polled without
-    /// waiting, so that I/O and timers are never starved by a full run queue.
+    /// Runs one task if one is ready. After `EVENT_INTERVAL` polls without a look at the kqueue
+    /// it is polled without waiting, so that I/O and timers are never starved by a full run
+    /// queue.
     fn run_one(&self, core: &Core) -> bool {
         let Some(runnable) = self.next_task(core) else {
             return false;
@@ -221,12 +225,20 @@ impl CurrentThread {
     }
 
     /// Counts one poll (a task's, or the `block_on` future's) and looks at the kqueue without
-    /// waiting every `EVENT_INTERVAL` of them, so that events and due timers are seen even when
-    /// polls never run out (tasks, or a `block_on` future, that keep waking themselves).
+    /// waiting once `EVENT_INTERVAL` of them ran since it was last looked at, so that events and
+    /// due timers are seen even when polls never run out (tasks, or a `block_on` future, that
+    /// keep waking themselves). Counting from the last look, not in absolute ticks, is tokio's
+    /// rule too: a run queue that empties within `EVENT_INTERVAL` polls goes to its wait, which
+    /// looks anyway, and pays no extra look on the way.
     fn count_poll(&self, core: &Core) {
-        let tick = core.tick.get().wrapping_add(1);
-        core.tick.set(tick);
-        if tick % EVENT_INTERVAL == 0 && self.driver.has_registrations() {
+        core.tick.set(core.tick.get().wrapping_add(1));
+        let unpolled = core.unpolled.get() + 1;
+        if unpolled < EVENT_INTERVAL {
+            core.unpolled.set(unpolled);
+            return;
+        }
+        core.unpolled.set(0);
+        if self.driver.has_registrations() {
             if let Err(e) = self.poll_driver(core, Some(Duration::ZERO)) {
                 panic!("knote: a runtime thread could not poll its kqueue: {e}");
             }
@@ -234,9 +246,24 @@ impl CurrentThread {
     }
 
     fn poll_driver(&self, core: &Core, timeout: Option<Duration>) -> io::Result<usize> {
+        self.turn_driver(core, timeout, &|| ())
+    }
+
+    /// Turns the driver, calling `returned` as soon as the wait returns (see
+    /// [`Driver::turn_then`]).
+    fn turn_driver(
+        &self,
+        core: &Core,
+        timeout: Option<Duration>,
+        returned: &dyn Fn(),
+    ) -> io::Result<usize> {
+        core.unpolled.set(0);
         // The event list is borrowed for the wait only; wakers push to `queue`, not here.
         let mut events = core.events.borrow_mut();
-        Ok(self.driver.turn(&mut events, timeout)?.events)
+        Ok(self
+            .driver
+            .turn_then(&mut events, timeout, returned)?
+            .events)
     }
 
     /// Sleeps in the kqueue until an event, a remote wake-up or `timeout`; `more` says whether
@@ -252,9 +279,12 @@ impl CurrentThread {
             self.sleeping.lower();
             return self.poll_driver(core, Some(Duration::ZERO));
         }
-        let result = self.poll_driver(core, timeout);
-        self.sleeping.lower();
-        result
+        // `sleeping` goes down as soon as the wait returns: the wake-ups its events cause run
+        // on this thread, which is awake by then, and a `block_on` future's waker among them
+        // must not trigger the kqueue (an EVFILT_USER trigger, and the wait and eventfd read
+        // that collect it, per wake-up). A remote waker that finds the flag down from there
+        // on is seen by the look at the queues (and at `woken`) before the next sleep.
+        self.turn_driver(core, timeout, &|| self.sleeping.lower())
     }
 
     /// Drives `core` until `fut` completes.
