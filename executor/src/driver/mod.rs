@@ -265,22 +265,38 @@ impl Driver {
     /// events it took.
     fn dispatch_run(&self, evs: &[Kevent]) -> usize {
         let ev = &evs[0];
-        if let (Some(bits), Some(next)) = (fd_readiness(ev), evs.get(1)) {
-            if next.udata() == ev.udata() {
-                if let Some(more) = fd_readiness(next) {
-                    let token = Token::from_udata(ev.udata());
-                    if let Some(slot) = self.slots.get(token.index()) {
-                        slot.notify(token.generation(), bits | more);
-                    }
-                    return 2;
-                }
-            }
+        // Readiness, the common case, is decoded once here; the rest goes to `dispatch`.
+        let Some(bits) = fd_readiness(ev) else {
+            self.dispatch(ev);
+            return 1;
+        };
+        let more = evs
+            .get(1)
+            .filter(|next| next.udata() == ev.udata())
+            .and_then(fd_readiness);
+        self.notify_fd(ev.udata(), bits | more.unwrap_or(0));
+        if more.is_some() {
+            2
+        } else {
+            1
         }
-        self.dispatch(ev);
-        1
+    }
+
+    /// Sets readiness `bits` on the registration `udata` names, waking its waiters (nothing,
+    /// for a registration dropped since: its generation no longer matches).
+    #[inline]
+    fn notify_fd(&self, udata: usize, bits: u16) {
+        let token = Token::from_udata(udata);
+        if let Some(slot) = self.slots.get(token.index()) {
+            slot.notify(token.generation(), bits);
+        }
     }
 
     fn dispatch(&self, ev: &Kevent) {
+        if let Some(bits) = fd_readiness(ev) {
+            self.notify_fd(ev.udata(), bits);
+            return;
+        }
         let token = Token::from_udata(ev.udata());
         let Some(slot) = self.slots.get(token.index()) else {
             return;
@@ -295,15 +311,11 @@ impl Driver {
             slot.notify(generation, ready::ERROR | ready::READABLE | ready::WRITABLE);
             return;
         }
-        let filter = ev.filter();
-        if let Some(bits) = fd_readiness(ev) {
-            slot.notify(generation, bits);
-        } else {
-            // The payload is written only if the generation still matches, in one step with
-            // setting EVENT (see `Slot::notify_event`): a stale event's count never lands in
-            // the slot's next owner.
-            slot.notify_event(generation, ev.data(), ev.fflags(), filter == Filter::SIGNAL);
-        }
+        // The payload is written only if the generation still matches, in one step with
+        // setting EVENT (see `Slot::notify_event`): a stale event's count never lands in the
+        // slot's next owner.
+        let signal = ev.filter() == Filter::SIGNAL;
+        slot.notify_event(generation, ev.data(), ev.fflags(), signal);
     }
 }
 

@@ -99,10 +99,18 @@ impl TaskMeta {
     /// Puts a task that has just gone idle (its poll returned `Pending`) in the registry, so
     /// that shutdown can find it. Tasks that finish in their first poll never pay for the
     /// registry; tasks that are queued or running are found by shutdown in the queues.
+    #[inline]
     fn register_idle(&self, waker: &std::task::Waker) {
-        if !self.state.tracked() || !self.state.has_no_entry() {
-            return;
+        // Inline: after its first idle poll a task has its entry, and every later pending
+        // poll (each echoed message's) stops at this test without a call.
+        if self.state.tracked() && self.state.has_no_entry() {
+            self.enter_registry(waker);
         }
+    }
+
+    /// [`register_idle`](TaskMeta::register_idle) for a task that has no entry yet.
+    #[inline(never)]
+    fn enter_registry(&self, waker: &std::task::Waker) {
         let Some(registry) = self.sched.registry() else {
             return;
         };
@@ -149,19 +157,27 @@ pin_project_lite::pin_project! {
 /// A `spawn_local` future is touched only on its own thread. The runtimes route its runnable
 /// there (and leak it rather than run it anywhere else); this is the last line of defence, and
 /// like `async-task`'s own check it cannot unwind (unwinding would drop the future here).
+#[inline]
 fn check_thread(meta: &TaskMeta) {
+    // Inline: most tasks are not `spawn_local` ones, and pay one test per poll.
     if let Some(owner) = meta.local_to {
-        if owner != std::thread::current().id() {
-            // A panic while this guard's drop panics: the process aborts, with the message.
-            struct AbortOnDrop;
-            impl Drop for AbortOnDrop {
-                fn drop(&mut self) {
-                    panic!("knote: aborting the process");
-                }
+        check_owner(owner);
+    }
+}
+
+/// [`check_thread`] for a `spawn_local` task, owned by the thread `owner`.
+#[inline(never)]
+fn check_owner(owner: std::thread::ThreadId) {
+    if owner != std::thread::current().id() {
+        // A panic while this guard's drop panics: the process aborts, with the message.
+        struct AbortOnDrop;
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                panic!("knote: aborting the process");
             }
-            let _abort = AbortOnDrop;
-            panic!("knote: a spawn_local task was polled or dropped off its thread");
         }
+        let _abort = AbortOnDrop;
+        panic!("knote: a spawn_local task was polled or dropped off its thread");
     }
 }
 
