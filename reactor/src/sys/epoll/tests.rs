@@ -1,4 +1,4 @@
-//! White-box tests of the shim's system call budget: the promises of the fast path.
+//! White-box tests of the shim's fast-path promises: its system call budget, and the size of a knote.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -85,4 +85,13 @@ fn edge_knotes_leave_nothing_queued_so_the_next_wait_is_one_call() {
         assert_eq!(n, 1);
         assert_eq!(counts::take(), (0, 1, 0));
     }
+}
+
+/// A knote is 80 bytes: every registered fd has one (two with a WRITE knote), so every idle
+/// connection pays for it. `Ext` is as big as its largest variant, which is why VNODE's
+/// 120-byte state is boxed (inline, a knote was 176 bytes).
+#[test]
+fn a_knote_is_80_bytes() {
+    assert_eq!(std::mem::size_of::<super::knote::Knote>(), 80);
+    assert!(std::mem::size_of::<super::Ext>() <= 32);
 }
