@@ -374,6 +374,14 @@ mod tests {
             ("echo-reactor", Some(vec![0, 3]), 4)
         );
         assert!(server_by_name("echo-knote-mt", 2).is_some());
+        for frugal in [
+            "frugal-knote-ct",
+            "frugal-knote-mt",
+            "frugal-tokio-ct",
+            "frugal-tokio-mt",
+        ] {
+            assert!(server_by_name(frugal, 2).is_some(), "{frugal}");
+        }
         assert!(server_by_name("echo-knote", 2).is_none());
         assert!(matches!(
             parse_args(args(&["idle-tasks", "tokio", "10"])),
