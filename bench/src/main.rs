@@ -216,6 +216,10 @@ fn server_by_name(name: &str, workers: usize) -> Option<ServeFn> {
         "echo-tokio-ct" => Box::new(|l| echo_servers::serve_tokio(l, None)),
         "echo-tokio-mt" => Box::new(move |l| echo_servers::serve_tokio(l, mt)),
         "echo-reactor" => Box::new(echo_servers::serve_reactor),
+        "frugal-knote-ct" => Box::new(|l| echo_servers::serve_knote_frugal(l, None)),
+        "frugal-knote-mt" => Box::new(move |l| echo_servers::serve_knote_frugal(l, mt)),
+        "frugal-tokio-ct" => Box::new(|l| echo_servers::serve_tokio_frugal(l, None)),
+        "frugal-tokio-mt" => Box::new(move |l| echo_servers::serve_tokio_frugal(l, mt)),
         "hyper-knote-ct" => Box::new(move |l| hyper_servers::serve_knote(l, None, forever())),
         "hyper-knote-mt" => Box::new(move |l| hyper_servers::serve_knote(l, mt, forever())),
         "hyper-tokio-ct" => Box::new(move |l| hyper_servers::serve_tokio(l, None, forever())),
@@ -370,6 +374,14 @@ mod tests {
             ("echo-reactor", Some(vec![0, 3]), 4)
         );
         assert!(server_by_name("echo-knote-mt", 2).is_some());
+        for frugal in [
+            "frugal-knote-ct",
+            "frugal-knote-mt",
+            "frugal-tokio-ct",
+            "frugal-tokio-mt",
+        ] {
+            assert!(server_by_name(frugal, 2).is_some(), "{frugal}");
+        }
         assert!(server_by_name("echo-knote", 2).is_none());
         assert!(matches!(
             parse_args(args(&["idle-tasks", "tokio", "10"])),

@@ -161,8 +161,8 @@ pub const WORKLOADS: &[Workload] = &[
     },
     Workload {
         name: "scale",
-        description:
-            "64 busy connections with 10,000 idle ones vs none, and memory per idle connection",
+        description: "64 busy connections with 10,000 idle ones vs none, and memory per idle \
+             connection (the frugal echo service: readiness first, a per-thread buffer)",
         run: scale,
     },
     Workload {
@@ -545,9 +545,19 @@ fn scale(ctx: &mut Context, w: &Workload) -> io::Result<WorkloadRecord> {
             String::new()
         }
     )];
+    notes.push(
+        "both sides serve the frugal echo service (bench/src/echo_servers.rs: readable(), then \
+         try_read into a per-thread buffer and try_write), not the examples' 64 KiB buffer per \
+         connection, so the memory per idle connection is the runtime's own"
+            .to_owned(),
+    );
     let mut record = ctx.rounds(w, &["knote", "tokio"], s.rounds, |c| {
-        let process =
-            ServerProcess::start(&server_name("echo", c, "ct"), &cpus.server, s.workers, None)?;
+        let process = ServerProcess::start(
+            &server_name("frugal", c, "ct"),
+            &cpus.server,
+            s.workers,
+            None,
+        )?;
         let protocol = Protocol::Echo { msg: s.msg };
         let mut busy = load::connect(process.addr, s.conns)?;
         let alone = s.timed_load(&mut busy, protocol)?;

@@ -118,6 +118,67 @@ pub(crate) fn poll_write_vectored<T: StdStream>(
     })
 }
 
+/// Waits until the stream is ready in the direction of `interest` (tokio's `readable()` /
+/// `writable()`): the readiness stays until an operation finds it gone (`WouldBlock`), so a
+/// stream that is ready already returns at once. Any number of tasks may wait at once.
+pub(crate) async fn ready<T: AsFd>(fd: &AsyncFd<T>, interest: Interest) -> io::Result<()> {
+    let registration = fd.registration();
+    if interest == Interest::WRITABLE {
+        registration.writable().await.map(drop)
+    } else {
+        registration.readable().await.map(drop)
+    }
+}
+
+/// One non-blocking transfer of up to `want` bytes in the direction of `interest`, if the
+/// stream has readiness there (`WouldBlock` at once, with no system call, if not): tokio's
+/// `try_read`/`try_write`. A `WouldBlock` from `op` clears the readiness it consumed, and so
+/// does a transfer of fewer bytes than asked for (it drained the buffer or filled it), so the
+/// next [`ready`] waits for an event. Nothing asked for is `Ok(0)` at once.
+fn try_transfer<T: AsFd>(
+    fd: &AsyncFd<T>,
+    interest: Interest,
+    want: usize,
+    op: impl FnOnce() -> io::Result<usize>,
+) -> io::Result<usize> {
+    if want == 0 {
+        return Ok(0);
+    }
+    fd.registration().try_transfer(interest, want, op)
+}
+
+/// Reads into `buf` without waiting ([`try_transfer`]).
+pub(crate) fn try_read<T: StdStream>(fd: &AsyncFd<T>, buf: &mut [u8]) -> io::Result<usize> {
+    let mut sock = fd.get_ref().by_ref();
+    try_transfer(fd, Interest::READABLE, buf.len(), || sock.read(buf))
+}
+
+/// Reads into `bufs` (one `readv`) without waiting ([`try_transfer`]).
+pub(crate) fn try_read_vectored<T: StdStream>(
+    fd: &AsyncFd<T>,
+    bufs: &mut [IoSliceMut<'_>],
+) -> io::Result<usize> {
+    let want = bufs.iter().map(|b| b.len()).sum();
+    let mut sock = fd.get_ref().by_ref();
+    try_transfer(fd, Interest::READABLE, want, || sock.read_vectored(bufs))
+}
+
+/// Writes from `buf` without waiting ([`try_transfer`]).
+pub(crate) fn try_write<T: StdStream>(fd: &AsyncFd<T>, buf: &[u8]) -> io::Result<usize> {
+    let mut sock = fd.get_ref().by_ref();
+    try_transfer(fd, Interest::WRITABLE, buf.len(), || sock.write(buf))
+}
+
+/// Writes from `bufs` (one `writev`) without waiting ([`try_transfer`]).
+pub(crate) fn try_write_vectored<T: StdStream>(
+    fd: &AsyncFd<T>,
+    bufs: &[IoSlice<'_>],
+) -> io::Result<usize> {
+    let want = bufs.iter().map(|b| b.len()).sum();
+    let mut sock = fd.get_ref().by_ref();
+    try_transfer(fd, Interest::WRITABLE, want, || sock.write_vectored(bufs))
+}
+
 /// Shuts the write side of a stream's socket down (the peer reads EOF): the one path of every
 /// stream's and write half's `poll_close` (futures-io) and `poll_shutdown` (tokio).
 ///
@@ -276,3 +337,64 @@ macro_rules! impl_write {
 }
 
 pub(crate) use {impl_read, impl_write};
+
+/// The readiness-first methods of a stream type, as tokio's streams have them (`readable`,
+/// `writable`, `try_read`, `try_write` and their vectored forms, all on `&self`), expanded
+/// inside the type's `impl` block; `self.io` is its `AsyncFd`.
+macro_rules! readiness_methods {
+    () => {
+        /// Waits until the stream is readable: data, EOF or an error is there for a read.
+        /// Any number of tasks may wait at once.
+        ///
+        /// The readiness stays until a read finds it gone: pair it with
+        /// [`try_read`](Self::try_read), and wait again when that says `WouldBlock`. It may
+        /// be a false positive (another task read first). This is how a service with many
+        /// idle connections reads without a buffer per connection: wait, then read into a
+        /// scratch buffer.
+        pub async fn readable(&self) -> std::io::Result<()> {
+            crate::io::ready(&self.io, knote_executor::io::Interest::READABLE).await
+        }
+
+        /// Waits until the stream is writable (room in its send buffer, or an error for a
+        /// write to report). Readiness stays until a write finds it gone, as for
+        /// [`readable`](Self::readable); pair it with [`try_write`](Self::try_write).
+        pub async fn writable(&self) -> std::io::Result<()> {
+            crate::io::ready(&self.io, knote_executor::io::Interest::WRITABLE).await
+        }
+
+        /// Reads into `buf` if the stream is readable now, without waiting: `WouldBlock` if
+        /// not (with no system call when the runtime knows it is not readable). `Ok(0)` is EOF
+        /// (or an empty `buf`).
+        ///
+        /// A `WouldBlock` from the socket clears the readiness it consumed, and so does a read
+        /// of fewer bytes than `buf` holds (the socket's buffer is drained), so the next
+        /// [`readable`](Self::readable) waits for new data; an event that arrived meanwhile
+        /// is kept.
+        pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+            crate::io::try_read(&self.io, buf)
+        }
+
+        /// [`try_read`](Self::try_read) into several buffers with one `readv`.
+        pub fn try_read_vectored(
+            &self,
+            bufs: &mut [std::io::IoSliceMut<'_>],
+        ) -> std::io::Result<usize> {
+            crate::io::try_read_vectored(&self.io, bufs)
+        }
+
+        /// Writes from `buf` if the stream is writable now, without waiting: `WouldBlock` if
+        /// not. A `WouldBlock` from the socket, or a write of fewer bytes than asked (the send
+        /// buffer is full), clears the readiness, so the next [`writable`](Self::writable)
+        /// waits for room.
+        pub fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+            crate::io::try_write(&self.io, buf)
+        }
+
+        /// [`try_write`](Self::try_write) from several buffers with one `writev`.
+        pub fn try_write_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+            crate::io::try_write_vectored(&self.io, bufs)
+        }
+    };
+}
+
+pub(crate) use readiness_methods;

@@ -18,6 +18,11 @@
 //!   `BufReader`, `AsyncReadExt`) work; with the `tokio-io` feature they implement tokio's
 //!   traits too (tokio-util codecs, tokio-io based crates), with no tokio runtime. `&TcpStream`
 //!   and `&UnixStream` read and write as well, so tasks can share one stream.
+//! - **Readiness first** (tokio's API, same names and semantics): [`TcpStream::readable`] /
+//!   [`writable`](TcpStream::writable) wait, and `try_read` / `try_write` move bytes without
+//!   waiting, clearing the readiness they found gone. A service with many idle connections
+//!   waits with them and reads into a shared scratch buffer instead of keeping one per
+//!   connection (`UnixStream` has them too).
 //! - **Accepting under pressure** ([`TcpListener::accept`], [`UnixListener::accept`]): when the
 //!   process or system runs out of descriptors or buffers the accept loop backs off on a knote
 //!   timer instead of spinning on the error, and resumes when descriptors free up; connections

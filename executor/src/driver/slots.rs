@@ -512,7 +512,9 @@ impl Slot {
 }
 
 /// Page `p` holds `FIRST_PAGE << p` slots: the arena grows by doubling without ever moving a
-/// slot, so a slot's address is fixed for the driver's lifetime.
+/// slot, so a slot's address is fixed for the driver's lifetime. A page is allocated whole but
+/// its slots are written one at a time, as each is first handed out: the untouched tail of the
+/// newest page (up to half the arena) costs address space, not resident memory.
 const FIRST_PAGE_SHIFT: u32 = 5;
 const FIRST_PAGE: usize = 1 << FIRST_PAGE_SHIFT;
 const PAGES: usize = 28; // 32 * (2^28 - 1) slots: room for every u32 index
@@ -525,9 +527,22 @@ struct FreeList {
 /// The arena.
 pub(crate) struct Slots {
     pages: [AtomicPtr<Slot>; PAGES],
+    /// How many slots have been written: the indices below it, and only those, are slots.
+    /// Stored (Release) under the free-list lock after the newest is written.
+    written: std::sync::atomic::AtomicU32,
     free: Mutex<FreeList>,
     /// Slots handed out and not yet released (kept under the free-list lock, read without it).
     live: std::sync::atomic::AtomicUsize,
+}
+
+/// The layout of page `page`'s memory.
+fn page_layout(page: usize) -> std::alloc::Layout {
+    std::alloc::Layout::array::<Slot>(FIRST_PAGE << page).expect("a page fits the address space")
+}
+
+/// The index of page `page`'s first slot.
+fn page_start(page: usize) -> usize {
+    (FIRST_PAGE << page) - FIRST_PAGE
 }
 
 fn locate(index: u32) -> (usize, usize) {
@@ -540,6 +555,7 @@ impl Slots {
     pub(crate) fn new() -> Slots {
         Slots {
             pages: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+            written: std::sync::atomic::AtomicU32::new(0),
             free: Mutex::new(FreeList {
                 free: Vec::new(),
                 next: 0,
@@ -557,12 +573,29 @@ impl Slots {
                 let index = list.next;
                 list.next = index.checked_add(1).expect("knote: slot arena exhausted");
                 let (page, offset) = locate(index);
-                if offset == 0 {
-                    let slots: Box<[Slot]> = (0..FIRST_PAGE << page).map(|_| Slot::new()).collect();
-                    // Published under the free-list lock; readers only ever look at indices
-                    // handed out after this store (Release pairs with their Acquire load).
-                    self.pages[page].store(Box::into_raw(slots).cast::<Slot>(), Ordering::Release);
-                }
+                let base = if offset == 0 {
+                    let layout = page_layout(page);
+                    // SAFETY: the layout has a non-zero size (a page holds at least
+                    // FIRST_PAGE slots, and a slot is not zero-sized).
+                    let base = unsafe { std::alloc::alloc(layout) }.cast::<Slot>();
+                    if base.is_null() {
+                        std::alloc::handle_alloc_error(layout);
+                    }
+                    // Published under the free-list lock, which every later store to this
+                    // page's slots is made under too (Release pairs with `get`'s Acquire).
+                    self.pages[page].store(base, Ordering::Release);
+                    base
+                } else {
+                    // Stored under this lock, when the page's first slot was handed out.
+                    self.pages[page].load(Ordering::Relaxed)
+                };
+                // SAFETY: `base` is page `page`'s allocation, room for `FIRST_PAGE << page`
+                // slots, and `offset` is below that (`locate`); this index is `next`, so the
+                // slot has never been written and nobody can be reading it (`get` answers only
+                // below `written`, which is raised after this write).
+                unsafe { base.add(offset).write(Slot::new()) };
+                // Release: whoever sees the new count sees the slot written.
+                self.written.store(list.next, Ordering::Release);
                 index
             }
         };
@@ -574,14 +607,18 @@ impl Slots {
 
     /// The slot at `index`, if that index was ever handed out.
     pub(crate) fn get(&self, index: u32) -> Option<&Slot> {
+        if index >= self.written.load(Ordering::Acquire) {
+            return None;
+        }
         let (page, offset) = locate(index);
         let base = self.pages.get(page)?.load(Ordering::Acquire);
         if base.is_null() {
             return None;
         }
-        // SAFETY: a page, once published, holds `FIRST_PAGE << page` initialised slots and is
-        // freed only in `Drop` (which has `&mut self`, so no borrow returned here survives it);
-        // `offset < FIRST_PAGE << page` by construction of `locate`.
+        // SAFETY: `index` is below `written`, whose Acquire load saw the slot written (in
+        // `alloc`, before the Release store of the count); pages are freed only in `Drop`
+        // (which has `&mut self`, so no borrow returned here survives it); `offset` is inside
+        // the page by construction of `locate`.
         Some(unsafe { &*base.add(offset) })
     }
 
@@ -612,15 +649,22 @@ impl Slots {
 
 impl Drop for Slots {
     fn drop(&mut self) {
+        let written = *self.written.get_mut() as usize;
         for (page, ptr) in self.pages.iter_mut().enumerate() {
             let base = *ptr.get_mut();
             if base.is_null() {
                 continue;
             }
-            let len = FIRST_PAGE << page;
-            // SAFETY: `base` came from `Box::<[Slot]>::into_raw` of exactly `len` slots in
-            // `alloc`, and is freed only here, once.
-            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(base, len)) });
+            let len = written
+                .saturating_sub(page_start(page))
+                .min(FIRST_PAGE << page);
+            // SAFETY: `base` came from `alloc` with `page_layout(page)`, and its first `len`
+            // slots are the ones written there (indices below `written`); both are dropped and
+            // freed only here, once.
+            unsafe {
+                std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(base, len));
+                std::alloc::dealloc(base.cast(), page_layout(page));
+            }
         }
     }
 }
@@ -636,6 +680,9 @@ mod tests {
         assert_eq!(locate(32), (1, 0));
         assert_eq!(locate(95), (1, 63));
         assert_eq!(locate(96), (2, 0));
+        for page in 0..4 {
+            assert_eq!(locate(page_start(page) as u32), (page, 0));
+        }
         let (page, offset) = locate(u32::MAX);
         assert!(page < PAGES && offset < FIRST_PAGE << page);
     }
@@ -686,6 +733,28 @@ mod tests {
         for t in tokens {
             slots.release(t);
         }
+    }
+
+    /// A page's slots are written as they are handed out, not when the page is allocated: an
+    /// index in the newest page that was never handed out is no slot (the arena's untouched
+    /// tail costs no resident memory). Dropping the arena drops only the written slots.
+    #[test]
+    fn slots_are_written_as_they_are_handed_out() {
+        let slots = Slots::new();
+        // 40 slots: page 0 (32) and 8 of page 1's 64.
+        let tokens: Vec<Token> = (0..40).map(|_| slots.alloc().0).collect();
+        assert!(slots.get(39).is_some());
+        assert!(
+            slots.get(40).is_none(),
+            "an index never handed out is a slot"
+        );
+        assert!(slots.get(95).is_none());
+        slots.release(tokens[3]);
+        // A reused index is still written; a new one is written when handed out.
+        assert_eq!(slots.alloc().0.index(), 3);
+        assert_eq!(slots.alloc().0.index(), 40);
+        assert!(slots.get(40).is_some());
+        assert!(slots.get(41).is_none());
     }
 }
 

@@ -43,6 +43,12 @@ impl Waiters {
                 key
             }
             None => {
+                // Room for one at first, not `Vec`'s four: most registrations only ever have
+                // one waiter per direction (a connection's task), and an idle connection keeps
+                // this allocation for as long as it waits.
+                if list.entries.capacity() == 0 {
+                    list.entries.reserve_exact(1);
+                }
                 list.entries.push(waker);
                 list.entries.len() - 1
             }
@@ -126,5 +132,36 @@ impl Woken {
         for waker in self.rest {
             waker.wake();
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    use super::{Direction, Waiters, Woken};
+
+    struct Nothing;
+
+    impl Wake for Nothing {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    /// An idle connection's task is one waiter that stays listed: its entry vector holds room
+    /// for one (16 bytes), not `Vec`'s first four; a second waiter still fits after it.
+    #[test]
+    fn the_first_waiter_allocates_room_for_one() {
+        let waker = Waker::from(Arc::new(Nothing));
+        let mut waiters = Waiters::default();
+        assert_eq!(waiters.insert(Direction::Read, &waker), 0);
+        assert_eq!(waiters.lists[Direction::Read.index()].entries.capacity(), 1);
+        assert_eq!(waiters.insert(Direction::Read, &waker), 1);
+        let mut woken = Woken::default();
+        assert_eq!(waiters.drain(Direction::Read, &mut woken), 2);
+        assert_eq!(
+            waiters.lists[Direction::Write.index()].entries.capacity(),
+            0
+        );
     }
 }

@@ -458,17 +458,72 @@ impl Registration {
         let direction = interest.direction();
         loop {
             let event = ready!(self.poll_ready(cx, direction))?;
-            match op() {
-                Ok(r) => {
-                    if drained(&r) {
-                        self.clear_readiness(event);
-                    }
-                    return Poll::Ready(Ok(r));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(event),
-                Err(e) => return Poll::Ready(Err(e)),
+            let result = op();
+            if !self.settle(event, &result, &drained) {
+                return Poll::Ready(result);
             }
         }
+    }
+
+    /// After an operation that `event` allowed: clears the readiness if the operation returned
+    /// `WouldBlock` or (`drained`) used it up. Returns whether it would have blocked.
+    fn settle<R>(
+        &self,
+        event: ReadyEvent,
+        result: &io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> bool {
+        let would_block = matches!(result, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        if would_block || matches!(result, Ok(r) if drained(r)) {
+            self.clear_readiness(event);
+        }
+        would_block
+    }
+
+    /// Runs `op` now if the registration has readiness in the direction of `interest` (reads,
+    /// unless it is only writes), without waiting: tokio's `try_io`. With no readiness it
+    /// returns `WouldBlock` without running `op` (no system call that could only say
+    /// `EAGAIN`); if `op` returns `WouldBlock`, the readiness it consumed is cleared (unless a
+    /// newer event arrived), so the next [`readable`](Registration::readable) /
+    /// [`writable`](Registration::writable) waits for an event.
+    pub fn try_io<R>(
+        &self,
+        interest: Interest,
+        op: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.try_io_clearing(interest, op, |_| false)
+    }
+
+    /// [`try_io`](Registration::try_io) for a byte stream: `op` was asked to move `want`
+    /// bytes, and a transfer of fewer (but some) drained or filled the fd's buffer, so
+    /// readiness is cleared then too, as [`poll_transfer`](Registration::poll_transfer) does.
+    pub fn try_transfer(
+        &self,
+        interest: Interest,
+        want: usize,
+        op: impl FnOnce() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.try_io_clearing(interest, op, |&n| n > 0 && n < want)
+    }
+
+    /// `try_io`'s body; `drained` says of a result whether it also used readiness up.
+    fn try_io_clearing<R>(
+        &self,
+        interest: Interest,
+        op: impl FnOnce() -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        let direction = interest.direction();
+        if !self.follows(direction) {
+            return Err(not_followed(direction));
+        }
+        let snapshot = self.slot().snapshot(self.token.generation());
+        if snapshot.bits & direction.side() == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let result = op();
+        self.settle(ReadyEvent::new(snapshot, direction), &result, drained);
+        result
     }
 
     /// Runs `op` when ready in the direction of `interest` (reads, unless it is only writes),
@@ -483,9 +538,9 @@ impl Registration {
         let direction = interest.direction();
         loop {
             let event = Readiness::new(self, direction).await?;
-            match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(event),
-                result => return result,
+            let result = op();
+            if !self.settle(event, &result, |_| false) {
+                return result;
             }
         }
     }

@@ -159,17 +159,7 @@ impl TcpStream {
         crate::io::poll_read_uninit(&self.io, cx, buf)
     }
 
-    /// Reads into `buf` if data is there now, without waiting (`WouldBlock` if not).
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut s = self.io.get_ref();
-        s.read(buf)
-    }
-
-    /// Writes from `buf` if there is room now, without waiting (`WouldBlock` if not).
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        let mut s = self.io.get_ref();
-        s.write(buf)
-    }
+    crate::io::readiness_methods!();
 
     /// Copies incoming bytes into `buf` without consuming them, waiting until some arrive.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {

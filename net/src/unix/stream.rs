@@ -131,17 +131,7 @@ impl UnixStream {
         crate::io::poll_read_uninit(&self.io, cx, buf)
     }
 
-    /// Reads if data is there now, without waiting (`WouldBlock` if not).
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut s = self.io.get_ref();
-        s.read(buf)
-    }
-
-    /// Writes if there is room now, without waiting (`WouldBlock` if not).
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        let mut s = self.io.get_ref();
-        s.write(buf)
-    }
+    crate::io::readiness_methods!();
 
     /// Borrowed halves: one to read, one to write, for two futures at once (the same halves
     /// as [`TcpStream::split`](crate::TcpStream::split)'s).

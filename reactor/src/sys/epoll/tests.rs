@@ -1,4 +1,4 @@
-//! White-box tests of the shim's system call budget: the promises of the fast path.
+//! White-box tests of the shim's fast-path promises: its system call budget, and the size of a knote.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -85,4 +85,65 @@ fn edge_knotes_leave_nothing_queued_so_the_next_wait_is_one_call() {
         assert_eq!(n, 1);
         assert_eq!(counts::take(), (0, 1, 0));
     }
+}
+
+/// Idle registrations cost a busy wait nothing: with 300 idle fds' edge knotes registered (and
+/// their initial WRITE reports delivered), a wait that finds one busy fd's edge is still one
+/// `epoll_wait` and nothing else (no `poll(2)` re-check walk), and reports that fd alone. (The
+/// scale goal of issue 9: 10,000 idle connections must not slow the busy ones.)
+#[test]
+#[cfg_attr(miri, ignore = "Miri has no timerfd or epoll_pwait2")]
+fn idle_edge_knotes_add_nothing_to_a_busy_wait() {
+    const IDLE: usize = 300;
+    let kq = fast_kqueue();
+    let idle: Vec<(UnixStream, UnixStream)> =
+        (0..IDLE).map(|_| UnixStream::pair().unwrap()).collect();
+    let changes: Vec<Kevent> = idle
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, b))| {
+            let fd = b.as_raw_fd();
+            [
+                Kevent::read(fd, Flags::ADD | Flags::CLEAR, 10 + i),
+                Kevent::write(fd, Flags::ADD | Flags::CLEAR, 10 + i),
+            ]
+        })
+        .collect();
+    let mut events = vec![Kevent::zeroed(); 2 * IDLE];
+    kq.kevent(&changes, &mut [], None).unwrap();
+    // Every idle fd is writable at once: take those reports.
+    let mut reported = 0;
+    while reported < IDLE {
+        let n = kq
+            .kevent(&[], &mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert!(n > 0, "{reported} of {IDLE} initial WRITE reports");
+        reported += n;
+    }
+    assert_eq!(reported, IDLE);
+    let (mut a, b) = UnixStream::pair().unwrap();
+    kq.kevent(
+        &[Kevent::read(b.as_raw_fd(), Flags::ADD | Flags::CLEAR, 1)],
+        &mut [],
+        None,
+    )
+    .unwrap();
+    for _ in 0..3 {
+        a.write_all(b"ping").unwrap();
+        counts::take();
+        let n = kq
+            .kevent(&[], &mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!((n, events[0].udata()), (1, 1));
+        assert_eq!(counts::take(), (0, 1, 0));
+    }
+}
+
+/// A knote is 80 bytes: every registered fd has one (two with a WRITE knote), so every idle
+/// connection pays for it. `Ext` is as big as its largest variant, which is why VNODE's
+/// 120-byte state is boxed (inline, a knote was 176 bytes).
+#[test]
+fn a_knote_is_80_bytes() {
+    assert_eq!(std::mem::size_of::<super::knote::Knote>(), 80);
+    assert!(std::mem::size_of::<super::Ext>() <= 32);
 }

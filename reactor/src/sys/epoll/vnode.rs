@@ -252,7 +252,7 @@ impl Watched {
 }
 
 fn watched(kn: &Knote) -> Option<&Watched> {
-    Vnode::ext(&kn.ext)
+    Vnode::ext(&kn.ext).map(|w| &**w)
 }
 
 /// The hint of an event about one of a directory's entries.
@@ -303,7 +303,9 @@ pub(super) struct Vnode;
 
 impl FilterOps for Vnode {
     const FILTERS: &'static [i32] = &[EVFILT_VNODE];
-    type Knote = Watched;
+    /// Boxed: a `Watched` is 120 bytes, and `Ext` (in every knote) is as big as its largest
+    /// variant, so inline it would make every READ/WRITE knote pay for it too.
+    type Knote = Box<Watched>;
     type Shared = Vnodes;
 
     /// kqueue looks the fd up before the knote; a knote whose fd number now names another file
@@ -324,7 +326,11 @@ impl FilterOps for Vnode {
 
     /// `vfs_kqfilter`: regular files, directories and named FIFOs are vnodes; sockets, pipes,
     /// devices and the rest are `EINVAL`.
-    fn attach(st: &mut State, sel: &Selector, change: &RawKevent) -> Result<Attached<Watched>, i32> {
+    fn attach(
+        st: &mut State,
+        sel: &Selector,
+        change: &RawKevent,
+    ) -> Result<Attached<Box<Watched>>, i32> {
         let fd = vnode_fd(change)?;
         let stat = fstat(fd).ok_or(libc::EBADF)?;
         let target = inotify::fd_target(fd);
@@ -343,7 +349,7 @@ impl FilterOps for Vnode {
         let inotify = st.filters.vnode.inotify(sel.epfd.as_raw_fd())?;
         let wd = inotify::add_watch(inotify, fd, watch_mask(change.fflags(), dir)).map_err(errno)?;
         Ok(Attached {
-            ext: Watched {
+            ext: Box::new(Watched {
                 wd,
                 id: FileId::of(&stat),
                 dir,
@@ -351,7 +357,7 @@ impl FilterOps for Vnode {
                 target,
                 fflags: 0,
                 eof: false,
-            },
+            }),
             // FreeBSD's VNODE does not imply EV_CLEAR: without it, the notes stay and the knote
             // keeps firing with them.
             flags: change.flags(),
