@@ -102,7 +102,7 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
     let mut fields = line["VmRSS:".len()..].split_whitespace();
     let n: u64 = fields.next()?.parse().ok()?;
     match fields.next() {
-        Some("kB") | None => Some(n * 1024),
+        Some("kB") | None => n.checked_mul(1024),
         Some(_) => None,
     }
 }
@@ -180,6 +180,7 @@ mod tests {
         assert_eq!(parse_vm_rss(status), Some(1234 * 1024));
         assert_eq!(parse_vm_rss("Name:\tx\n"), None);
         assert_eq!(parse_vm_rss("VmRSS:\t12 MB\n"), None);
+        assert_eq!(parse_vm_rss("VmRSS:\tlots kB\n"), None);
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub(crate) fn open_fds() -> io::Result<Option<usize>> {
 #[cfg(target_os = "linux")]
 pub(crate) fn rss_bytes() -> io::Result<Option<u64>> {
     let status = std::fs::read_to_string("/proc/self/status")?;
-    match parse_vm_rss(&status) {
+    match crate::sys::parse_vm_rss(&status) {
         Some(bytes) => Ok(Some(bytes)),
         None => Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -97,18 +97,6 @@ pub(crate) fn live_children() -> io::Result<Option<usize>> {
     Ok(None)
 }
 
-/// The `VmRSS` figure of a `/proc/<pid>/status` text, in bytes (the kernel writes kB).
-#[cfg(any(target_os = "linux", test))]
-pub(crate) fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
-    let mut words = line.split_whitespace();
-    let kib: u64 = words.next()?.parse().ok()?;
-    match words.next() {
-        Some("kB") => kib.checked_mul(1024),
-        _ => None,
-    }
-}
-
 /// The parent pid in a `/proc/<pid>/stat` line: the second field after the command name,
 /// which is in parentheses and may itself hold spaces and parentheses (hence the last `)`).
 #[cfg(any(target_os = "linux", test))]
@@ -122,19 +110,6 @@ pub(crate) fn parse_stat_ppid(stat: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vm_rss_is_read_in_bytes() {
-        let status = "Name:\tknote-bench\nVmPeak:\t  20000 kB\nVmRSS:\t   10240 kB\nThreads:\t4\n";
-        assert_eq!(parse_vm_rss(status), Some(10240 * 1024));
-    }
-
-    #[test]
-    fn vm_rss_missing_or_malformed_is_none() {
-        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
-        assert_eq!(parse_vm_rss("VmRSS:\tlots kB\n"), None);
-        assert_eq!(parse_vm_rss("VmRSS:\t12 MB\n"), None);
-    }
 
     #[test]
     fn stat_ppid_survives_odd_command_names() {
