@@ -90,35 +90,29 @@ trait ReadyStream {
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
 }
 
-impl ReadyStream for knote::net::TcpStream {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        knote::net::TcpStream::readable(self)
-    }
-    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        knote::net::TcpStream::writable(self)
-    }
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        knote::net::TcpStream::try_read(self, buf)
-    }
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        knote::net::TcpStream::try_write(self, buf)
-    }
+/// `ReadyStream` for a stream type whose inherent methods have tokio's names: the same four
+/// calls passed through, written once for both runtimes.
+macro_rules! ready_stream {
+    ($stream:ty) => {
+        impl ReadyStream for $stream {
+            fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+                <$stream>::readable(self)
+            }
+            fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
+                <$stream>::writable(self)
+            }
+            fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+                <$stream>::try_read(self, buf)
+            }
+            fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+                <$stream>::try_write(self, buf)
+            }
+        }
+    };
 }
 
-impl ReadyStream for tokio::net::TcpStream {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        tokio::net::TcpStream::readable(self)
-    }
-    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        tokio::net::TcpStream::writable(self)
-    }
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        tokio::net::TcpStream::try_read(self, buf)
-    }
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        tokio::net::TcpStream::try_write(self, buf)
-    }
-}
+ready_stream!(knote::net::TcpStream);
+ready_stream!(tokio::net::TcpStream);
 
 /// `Ok(None)` for `WouldBlock`, the rest as it is.
 fn unless_would_block(result: io::Result<usize>) -> io::Result<Option<usize>> {
