@@ -28,7 +28,7 @@ use super::context;
 use super::gate::{self, Gate};
 use super::sleep_flag::SleepFlag;
 use super::thread_parker::ThreadWaker;
-use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
+use super::{polls_before_look, Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
 use crate::task::{self, coop, registry::Registry, Runnable};
 
@@ -59,6 +59,8 @@ pub(crate) struct Core {
     tick: Cell<u32>,
     /// Polls since the kqueue was last looked at (by a wait or by `count_poll`'s look).
     unpolled: Cell<u32>,
+    /// Polls after which `count_poll` looks (`polls_before_look` of the last look's events).
+    look_after: Cell<u32>,
 }
 
 // SAFETY: a `Core` is used by one thread at a time: the one that took it out of
@@ -128,6 +130,7 @@ impl CurrentThread {
                 events: RefCell::new(vec![Kevent::zeroed(); event_capacity.max(1)]),
                 tick: Cell::new(0),
                 unpolled: Cell::new(0),
+                look_after: Cell::new(EVENT_INTERVAL),
             });
             CurrentThread {
                 driver,
@@ -225,15 +228,15 @@ impl CurrentThread {
     }
 
     /// Counts one poll (a task's, or the `block_on` future's) and looks at the kqueue without
-    /// waiting once `EVENT_INTERVAL` of them ran since it was last looked at, so that events and
-    /// due timers are seen even when polls never run out (tasks, or a `block_on` future, that
-    /// keep waking themselves). Counting from the last look, not in absolute ticks, is tokio's
-    /// rule too: a run queue that empties within `EVENT_INTERVAL` polls goes to its wait, which
-    /// looks anyway, and pays no extra look on the way.
+    /// waiting once `EVENT_INTERVAL` of them ran beyond the batch the last look queued
+    /// ([`polls_before_look`]), so that events and due timers are seen even when polls never
+    /// run out (tasks, or a `block_on` future, that keep waking themselves). Counting from the
+    /// last look, not in absolute ticks, is tokio's rule too: a run queue that empties before
+    /// then goes to its wait, which looks anyway, and pays no extra look on the way.
     fn count_poll(&self, core: &Core) {
         core.tick.set(core.tick.get().wrapping_add(1));
         let unpolled = core.unpolled.get() + 1;
-        if unpolled < EVENT_INTERVAL {
+        if unpolled < core.look_after.get() {
             core.unpolled.set(unpolled);
             return;
         }
@@ -260,10 +263,12 @@ impl CurrentThread {
         core.unpolled.set(0);
         // The event list is borrowed for the wait only; wakers push to `queue`, not here.
         let mut events = core.events.borrow_mut();
-        Ok(self
+        let n = self
             .driver
             .turn_then(&mut events, timeout, returned)?
-            .events)
+            .events;
+        core.look_after.set(polls_before_look(n));
+        Ok(n)
     }
 
     /// Sleeps in the kqueue until an event, a remote wake-up or `timeout`; `more` says whether
@@ -470,4 +475,67 @@ pub(crate) fn is_driving(shared: &Arc<CurrentThread>) -> bool {
         !core.is_null() && unsafe { (*core).shared } == Arc::as_ptr(shared)
     })
     .unwrap_or(false)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::io::AsyncFd;
+    use crate::runtime::Builder;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Polls since the kqueue was last looked at, on the core this thread drives.
+    fn polls_since_look() -> u32 {
+        let core = CORE.with(Cell::get);
+        assert!(!core.is_null(), "called inside block_on");
+        // SAFETY: `CORE` names the core this thread drives, for as long as it drives it.
+        unsafe { (*core).unpolled.get() }
+    }
+
+    /// A batch of events more than `EVENT_INTERVAL` long runs whole before the kqueue is looked
+    /// at again: the tasks a look in the middle would find go behind the batch's anyway.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_batch_runs_whole_before_the_next_look() {
+        const TASKS: usize = 2 * EVENT_INTERVAL as usize;
+        let rt = Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let waiting = Arc::new(AtomicUsize::new(0));
+            let left = Arc::new(AtomicUsize::new(TASKS));
+            let done = Arc::new(crate::sync::Notify::new());
+            let mut peers = Vec::new();
+            for _ in 0..TASKS {
+                let (a, b) = UnixStream::pair().unwrap();
+                a.set_nonblocking(true).unwrap();
+                peers.push(b);
+                let (waiting, left, done) =
+                    (Arc::clone(&waiting), Arc::clone(&left), Arc::clone(&done));
+                crate::spawn(async move {
+                    let fd = AsyncFd::new(a).unwrap();
+                    waiting.fetch_add(1, Ordering::SeqCst);
+                    let _ready = fd.readable().await.unwrap();
+                    if left.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        done.notify_one();
+                    }
+                });
+            }
+            // Every task registers and waits.
+            while waiting.load(Ordering::SeqCst) < TASKS {
+                crate::task::yield_now().await;
+            }
+            for peer in &mut peers {
+                peer.write_all(b"x").unwrap();
+            }
+            // One wait harvests all the events; their tasks run, then this future.
+            done.notified().await;
+            assert_eq!(left.load(Ordering::SeqCst), 0);
+            let polls = polls_since_look();
+            assert!(
+                polls >= TASKS as u32,
+                "the kqueue was looked at {polls} polls ago, in the middle of the batch"
+            );
+        });
+    }
 }

@@ -29,8 +29,25 @@ use crate::task::registry::Registry;
 use crate::task::{JoinHandle, Runnable, Woken};
 
 /// Tasks run between two polls of the kqueue when the run queue never empties (tokio's
-/// figure, a prime so that it does not beat in step with `REMOTE_INTERVAL`).
+/// figure, a prime so that it does not beat in step with `REMOTE_INTERVAL`), counted from the
+/// end of the batch the last poll queued (see [`polls_before_look`]).
 pub(crate) const EVENT_INTERVAL: u32 = 61;
+
+/// How many polls a runtime thread runs before it looks at its kqueue again without waiting,
+/// after a look (or wait) that handled `events` events: `EVENT_INTERVAL` beyond the batch
+/// those events queued.
+///
+/// Why beyond the batch: the run queue is FIFO, so the tasks a look finds go behind the rest
+/// of the batch the previous look queued; looking before that batch has run changes no task's
+/// turn, it only adds a system call. Counting the interval from the end of the batch keeps the
+/// bound the interval exists for (events and due timers are seen after at most
+/// `EVENT_INTERVAL` polls of other work) and takes the hand-written event loop's shape: a
+/// harvested batch is served whole, then the next is harvested. (A 64-connection echo server
+/// paid one extra `epoll_wait` per 64 messages looking at poll 61 of each batch of 64.)
+#[inline]
+pub(crate) fn polls_before_look(events: usize) -> u32 {
+    EVENT_INTERVAL.saturating_add(u32::try_from(events).unwrap_or(u32::MAX))
+}
 /// Tasks run between two looks at the queue of tasks woken from other threads, when the local
 /// queue never empties.
 pub(crate) const REMOTE_INTERVAL: u32 = 31;

@@ -6,7 +6,8 @@
 //! herd, no hand-off of a shared driver between threads), and I/O registered by a task lands
 //! on the kqueue of the worker that ran it, whose wakers push to that worker's local queue
 //! (cache-warm). The cost is that a worker stuck in a long poll delays its own kqueue's events;
-//! two things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks; and while
+//! two things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks (beyond
+//! the batch its last poll queued: `polls_before_look`); and while
 //! a worker with I/O is awake, some sleeping worker watches it (sleeps in spells of
 //! `STUCK_CHECK`, then looks), and polls, without waiting, the kqueue of one that has not polled
 //! its own for a whole spell (a stuck one), taking the tasks its events wake (`watch.rs` says
@@ -379,7 +380,8 @@ impl MultiThread {
     /// own for `STUCK_CHECK` (stuck in a long poll), and takes the tasks their events wake:
     /// the wakers run here, so the tasks land in this worker's queue. A wake-up trigger found
     /// there was meant for its owner, and is passed on. A busy worker polls its kqueue every
-    /// `EVENT_INTERVAL` tasks, so it is never taken for stuck however often this looks.
+    /// `EVENT_INTERVAL` tasks beyond its last batch, so it is never taken for stuck however
+    /// often this looks.
     fn steal_events(&self, index: usize, seen: &mut [LastSeen], events: &mut [Kevent]) -> usize {
         let mut found = 0;
         let mut now = None;
@@ -429,13 +431,20 @@ impl MultiThread {
     }
 
     /// Sleeps in this worker's kqueue unless there is work; whether the worker is searching
-    /// when it wakes (a notifier woke it for work, see `idle.rs`).
-    fn sleep_in_kqueue(&self, index: usize, events: &mut [Kevent], searching: bool) -> bool {
+    /// when it wakes (a notifier woke it for work, see `idle.rs`), and how many events the
+    /// wait handled (`None`: it found work and did not wait).
+    fn sleep_in_kqueue(
+        &self,
+        index: usize,
+        events: &mut [Kevent],
+        searching: bool,
+    ) -> (bool, Option<usize>) {
         let worker = &self.workers[index];
         // `sleeping` first: a notifier that takes us off the sleeper list after this point
         // will trigger our kqueue.
         worker.sleeping.raise();
         self.idle.sleep(index, searching);
+        let mut found = None;
         // Work pushed before we were counted as sleeping would have found no one to wake.
         if !(self.has_work() || self.is_closed()) {
             // While another worker is awake, sleep in bounded spells (unless another sleeper
@@ -445,7 +454,7 @@ impl MultiThread {
                 .watch
                 .going_to_sleep(|| self.others_awake_with_io(index));
             let timeout = watching.then_some(STUCK_CHECK);
-            super::turn_or_panic(&worker.driver, events, timeout);
+            found = Some(super::turn_or_panic(&worker.driver, events, timeout).events);
             worker.watch.woke();
         }
         worker.sleeping.lower();
@@ -455,7 +464,7 @@ impl MultiThread {
         if !searching {
             self.notify_if_queued(index);
         }
-        searching
+        (searching, found)
     }
 
     fn run_worker(self: &Arc<Self>, index: usize, handle: &Handle) {
@@ -480,6 +489,9 @@ impl MultiThread {
         let mut events = vec![Kevent::zeroed(); self.event_capacity];
         let mut seen = vec![LastSeen::new(Instant::now()); self.workers.len()];
         let mut tick: u32 = 0;
+        // Tasks run since this worker last looked at its kqueue, and how many it runs before
+        // it looks again without waiting (`polls_before_look`).
+        let (mut unpolled, mut look_after) = (0, EVENT_INTERVAL);
         let mut lifo_polls = 0;
         let mut remote_interval = REMOTE_INTERVAL;
         let mut batch_start = Instant::now();
@@ -508,9 +520,13 @@ impl MultiThread {
                 runnable.run();
                 local.polling.set(false);
                 tick = tick.wrapping_add(1);
-                if tick % EVENT_INTERVAL == 0 {
+                unpolled += 1;
+                if unpolled >= look_after {
+                    let mut found = 0;
                     if worker.driver.has_registrations() {
-                        super::turn_or_panic(&worker.driver, &mut events, Some(Duration::ZERO));
+                        let turn =
+                            super::turn_or_panic(&worker.driver, &mut events, Some(Duration::ZERO));
+                        found = turn.events;
                         self.notify_if_queued(index);
                     }
                     worker.turns.fetch_add(1, Ordering::Relaxed);
@@ -519,7 +535,8 @@ impl MultiThread {
                     // long tasks take (tokio tunes its global queue interval the same way):
                     // slow tasks would otherwise leave remote spawns waiting.
                     let now = Instant::now();
-                    let per_task = now.duration_since(batch_start) / EVENT_INTERVAL;
+                    let per_task = now.duration_since(batch_start) / unpolled;
+                    (unpolled, look_after) = (0, super::polls_before_look(found));
                     batch_start = now;
                     remote_interval =
                         (Duration::from_micros(200).as_nanos() / per_task.as_nanos().max(1))
@@ -530,7 +547,12 @@ impl MultiThread {
             if self.steal_events(index, &mut seen, &mut events) > 0 {
                 continue;
             }
-            searching = self.sleep_in_kqueue(index, &mut events, searching);
+            let found;
+            (searching, found) = self.sleep_in_kqueue(index, &mut events, searching);
+            if let Some(found) = found {
+                (unpolled, look_after) = (0, super::polls_before_look(found));
+                batch_start = Instant::now();
+            }
             slept = true;
             worker.turns.fetch_add(1, Ordering::Relaxed);
         }
@@ -670,6 +692,70 @@ impl MultiThread {
 mod tests {
     use super::*;
     use crate::runtime::{handle, Builder};
+
+    /// A worker runs a batch of events more than `EVENT_INTERVAL` long whole before it looks at
+    /// its kqueue again: the one turn that harvested the batch is the only one until it
+    /// sleeps.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_batch_runs_whole_before_the_next_look() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        use std::sync::mpsc;
+        const TASKS: usize = 2 * EVENT_INTERVAL as usize;
+        let rt = Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let handle::Inner::Multi(shared) = &rt.handle().inner else {
+            unreachable!("a multi-thread runtime")
+        };
+        let worker = &shared.workers[0];
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let left = Arc::new(AtomicUsize::new(TASKS));
+        let mut peers = Vec::new();
+        for _ in 0..TASKS {
+            let (a, b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            peers.push(b);
+            let (waiting, left) = (Arc::clone(&waiting), Arc::clone(&left));
+            rt.spawn(async move {
+                let fd = crate::io::AsyncFd::new(a).unwrap();
+                waiting.fetch_add(1, Ordering::SeqCst);
+                let _ready = fd.readable().await.unwrap();
+                left.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+        let settle = |what: &str, done: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !done() {
+                assert!(Instant::now() < deadline, "{what}");
+                thread::sleep(Duration::from_millis(1));
+            }
+        };
+        settle("the tasks never all waited", &|| {
+            waiting.load(Ordering::SeqCst) == TASKS && worker.sleeping.is_up()
+        });
+        // The worker is held in a task while every fd becomes readable, so that its next wait
+        // harvests them all at once.
+        let (release, held) = mpsc::channel::<()>();
+        let (entered, in_task) = mpsc::channel();
+        rt.spawn(async move {
+            entered.send(()).unwrap();
+            held.recv().unwrap();
+        });
+        in_task.recv().unwrap();
+        for peer in &mut peers {
+            peer.write_all(b"x").unwrap();
+        }
+        let before = worker.turns.load(Ordering::SeqCst);
+        release.send(()).unwrap();
+        settle("the batch never ran", &|| {
+            left.load(Ordering::SeqCst) == 0 && worker.sleeping.is_up()
+        });
+        let turns = worker.turns.load(Ordering::SeqCst) - before;
+        assert_eq!(turns, 1, "{turns} looks at the kqueue for one batch");
+    }
 
     /// Once the work is done, every worker ends up asleep without a timeout, and then nothing
     /// wakes them: an idle runtime costs no wake-ups (the watch on stuck workers must not keep
