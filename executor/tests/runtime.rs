@@ -493,3 +493,27 @@ fn dropping_a_runtime_on_its_own_thread_panics() {
         });
     }
 }
+
+/// A runtime built the way tokio code builds one (`enable_all()` and friends) has I/O and
+/// timers, as every knote runtime does.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn tokio_style_enable_calls_build_a_working_runtime() {
+    use std::io::Write;
+    for mut builder in [Builder::new_current_thread(), Builder::new_multi_thread()] {
+        let rt = builder
+            .enable_all()
+            .enable_io()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            let fd = knote_executor::io::AsyncFd::new(a).unwrap();
+            b.write_all(b"x").unwrap();
+            let _ready = fd.readable().await.unwrap();
+            knote_executor::time::sleep(Duration::from_millis(1)).await;
+        });
+    }
+}

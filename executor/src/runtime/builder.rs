@@ -126,6 +126,26 @@ impl Builder {
         self
     }
 
+    /// Accepted for code written against tokio's builder, and changes nothing: every event
+    /// source (I/O, timers, signals, processes, cross-thread wake-ups) is a kevent of the
+    /// runtime's one kqueue, always on, so there is no driver to enable. The same holds for
+    /// [`enable_io`](Builder::enable_io) and [`enable_time`](Builder::enable_time).
+    pub fn enable_all(&mut self) -> &mut Builder {
+        self
+    }
+
+    /// Accepted for code written against tokio's builder; I/O is always on (see
+    /// [`enable_all`](Builder::enable_all)).
+    pub fn enable_io(&mut self) -> &mut Builder {
+        self
+    }
+
+    /// Accepted for code written against tokio's builder; timers are always on (see
+    /// [`enable_all`](Builder::enable_all)).
+    pub fn enable_time(&mut self) -> &mut Builder {
+        self
+    }
+
     fn blocking(&self) -> Arc<blocking::BlockingPool> {
         blocking::BlockingPool::new(
             self.max_blocking_threads,
