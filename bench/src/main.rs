@@ -15,6 +15,7 @@
 //!
 //! `--help` lists the options and workloads.
 
+mod cpu;
 mod echo_servers;
 mod http;
 mod hyper_servers;

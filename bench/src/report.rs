@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::cpu::{self, Ceiling, CpuRow};
 use crate::stats::{median, per_round_ratios, ratio_of_medians, spread};
 use crate::sys::Machine;
 
@@ -230,6 +231,10 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// The goals of issue 9.
     pub goals: Vec<Goal>,
+    /// Where the servers' CPU went, per workload and contestant (medians of the rounds).
+    pub cpu: Vec<CpuRow>,
+    /// What the hand-written loop says about the room for runtime work (`cpu.rs`).
+    pub ceilings: Vec<Ceiling>,
 }
 
 /// The version of `package` recorded in a Cargo.lock text.
@@ -337,6 +342,7 @@ pub fn render_table(report: &Report) -> String {
             push_line(&mut out, format_args!("{:<10} note: {note}", record.name));
         }
     }
+    out += &cpu::render(&report.cpu, &report.ceilings);
     push_line(&mut out, format_args!("\ngoals (issue 9)"));
     for goal in &report.goals {
         let verdict = match goal.met {
@@ -544,6 +550,8 @@ mod tests {
                 },
                 &records,
             )],
+            cpu: vec![],
+            ceilings: vec![],
             workloads: records,
         }
     }

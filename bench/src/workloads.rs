@@ -6,6 +6,7 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::cpu::{self, ProcessCpu};
 use crate::load::{self, LoadResult, Protocol, Until};
 use crate::process::{self, ServerProcess};
 use crate::report::{
@@ -402,20 +403,28 @@ fn load_metrics(rate_name: &str, result: &LoadResult) -> Metrics {
     metrics
 }
 
-/// One timed load run of `protocol` against a fresh `server` process.
+/// One timed load run of `protocol` against a fresh `server` process: the load's figures
+/// (its rate under `rate_name`) and where the server's CPU went meanwhile, per operation.
 fn timed_turn(
     ctx: &Context,
     server: &str,
     cpus: &Cpus,
     protocol: Protocol,
-) -> io::Result<LoadResult> {
+    rate_name: &str,
+) -> io::Result<Metrics> {
     let s = &ctx.settings;
     let process = ServerProcess::start(server, &cpus.server, s.workers, None)?;
     let mut conns = load::connect(process.addr, s.conns)?;
+    let before = ProcessCpu::of(process.pid());
     let result = s.timed_load(&mut conns, protocol)?;
+    let after = ProcessCpu::of(process.pid());
     drop(conns);
     process.stop()?;
-    Ok(result)
+    let mut metrics = load_metrics(rate_name, &result);
+    if let (Some(before), Some(after)) = (before, after) {
+        after.add_per_op(&before, result.count, &mut metrics);
+    }
+    Ok(metrics)
 }
 
 /// The server name of `contestant` in a family (`echo`/`hyper`) and flavour (`ct`/`mt`).
@@ -451,8 +460,7 @@ fn echo(
         msg: ctx.settings.msg,
     };
     ctx.rounds(w, contestants, ctx.settings.rounds, |c| {
-        let result = timed_turn(ctx, &server_name("echo", c, flavour), &cpus, protocol)?;
-        Ok(load_metrics(MSGS, &result))
+        timed_turn(ctx, &server_name("echo", c, flavour), &cpus, protocol, MSGS)
     })
 }
 
@@ -474,13 +482,13 @@ fn hyper(ctx: &mut Context, w: &Workload, flavour: &str) -> io::Result<WorkloadR
     sys::set_affinity(&cpus.load)?;
     let contestants = ["knote", "tokio"];
     let mut record = ctx.rounds(w, &contestants, ctx.settings.rounds, |c| {
-        let result = timed_turn(
+        timed_turn(
             ctx,
             &server_name("hyper", c, flavour),
             &cpus,
             Protocol::Http,
-        )?;
-        Ok(load_metrics(REQS, &result))
+            REQS,
+        )
     })?;
     // wrk (pinned like our load: it inherits this thread's affinity), once per contestant.
     for c in contestants {
@@ -717,12 +725,15 @@ pub fn run(
         })
         .collect();
     let goals: Vec<Goal> = GOALS.iter().map(|g| Goal::check(g, &records)).collect();
+    let cpu_rows = cpu::rows(&records);
     let report = Report {
         machine: Machine::this(),
         versions: versions(),
         mode: settings.mode_name().to_owned(),
         settings: settings.describe(),
         pinning: ctx.pinning,
+        cpu: cpu_rows.clone(),
+        ceilings: cpu::ceilings(&cpu_rows),
         workloads: records,
         rows,
         goals,

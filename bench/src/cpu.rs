@@ -1,0 +1,333 @@
+//! Where a server's CPU goes: its user and system time and its voluntary context switches over
+//! a load run, per operation, read from `/proc` (Linux; elsewhere the figures are absent).
+//!
+//! Why the tool measures this: on loopback most of an echo or HTTP server's time is the
+//! kernel's TCP work, the same for every contestant; a runtime can only save on what is its
+//! own. The hand-written loop (`reactor_echo`) makes the same system calls with next to no user
+//! work, so tokio's user time above the loop's is tokio's own cost, and
+//! `tokio's CPU ÷ (tokio's CPU − that cost)` is the most *any* runtime could gain over tokio
+//! on this machine, as a throughput ratio, if the server's CPU is what limits it: the
+//! [`Ceiling`]. A goal above the ceiling is out of reach of runtime work.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::report::{Metrics, WorkloadRecord};
+use crate::stats::median;
+
+/// The server's user time per operation, in microseconds.
+pub const USER: &str = "server user µs/op";
+/// The server's system time per operation, in microseconds.
+pub const SYS: &str = "server sys µs/op";
+/// The server's voluntary context switches (sleeps) per operation, all threads.
+pub const CSW: &str = "server csw/op";
+
+/// A process's CPU time and voluntary context switches so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ProcessCpu {
+    /// User time, in seconds (all threads).
+    pub user_s: f64,
+    /// System time, in seconds (all threads).
+    pub sys_s: f64,
+    /// Voluntary context switches of its threads that are still running.
+    pub vol_csw: u64,
+}
+
+impl ProcessCpu {
+    /// Process `pid`'s figures now; `None` where `/proc` cannot tell.
+    #[cfg(target_os = "linux")]
+    pub fn of(pid: u32) -> Option<ProcessCpu> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (utime, stime) = parse_stat_times(&stat)?;
+        // SAFETY: sysconf has no preconditions; it reads a constant of the system.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        if ticks <= 0 {
+            return None;
+        }
+        let mut vol_csw = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            // A thread that exits between the listing and the read has no status to add.
+            let Ok(status) = task.and_then(|t| std::fs::read_to_string(t.path().join("status")))
+            else {
+                continue;
+            };
+            vol_csw += parse_voluntary_switches(&status)?;
+        }
+        Some(ProcessCpu {
+            user_s: utime as f64 / ticks as f64,
+            sys_s: stime as f64 / ticks as f64,
+            vol_csw,
+        })
+    }
+
+    /// Process `pid`'s figures now; `None` where `/proc` cannot tell.
+    #[cfg(not(target_os = "linux"))]
+    pub fn of(_pid: u32) -> Option<ProcessCpu> {
+        None
+    }
+
+    /// Adds what the process spent from `before` to `self` over `ops` operations to `metrics`
+    /// (nothing for no operations).
+    pub fn add_per_op(&self, before: &ProcessCpu, ops: u64, metrics: &mut Metrics) {
+        if ops == 0 {
+            return;
+        }
+        let ops = ops as f64;
+        let switches = self.vol_csw.saturating_sub(before.vol_csw) as f64;
+        for (name, value) in [
+            (USER, (self.user_s - before.user_s).max(0.0) * 1e6 / ops),
+            (SYS, (self.sys_s - before.sys_s).max(0.0) * 1e6 / ops),
+            (CSW, switches / ops),
+        ] {
+            metrics.insert(name.to_owned(), value);
+        }
+    }
+}
+
+/// utime and stime (in clock ticks) from the text of `/proc/PID/stat`: fields 14 and 15,
+/// counted after the `)` that closes the command name (which may hold spaces and parentheses).
+pub fn parse_stat_times(stat: &str) -> Option<(u64, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // `rest` starts at field 3 (the state): utime is field 14, stime field 15.
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime = fields.next()?.parse().ok()?;
+    let stime = fields.next()?.parse().ok()?;
+    Some((utime, stime))
+}
+
+/// `voluntary_ctxt_switches` from the text of `/proc/PID/task/TID/status`.
+pub fn parse_voluntary_switches(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// One contestant's median CPU figures in one workload.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CpuRow {
+    /// The workload.
+    pub workload: String,
+    /// The contestant.
+    pub contestant: String,
+    /// Median user µs per operation.
+    pub user_us: f64,
+    /// Median system µs per operation.
+    pub sys_us: f64,
+    /// Median voluntary context switches per operation.
+    pub csw: Option<f64>,
+}
+
+impl CpuRow {
+    /// User time's share of the server's CPU.
+    pub fn user_share(&self) -> f64 {
+        self.user_us / (self.user_us + self.sys_us).max(f64::MIN_POSITIVE)
+    }
+
+    fn total_us(&self) -> f64 {
+        self.user_us + self.sys_us
+    }
+}
+
+/// The rows of every workload whose turns measured the server's CPU, in the records' order.
+pub fn rows(records: &[WorkloadRecord]) -> Vec<CpuRow> {
+    let mut rows = Vec::new();
+    for record in records {
+        for contestant in &record.contestants {
+            let med = |metric| median(&record.series(contestant, metric));
+            if let (Some(user_us), Some(sys_us)) = (med(USER), med(SYS)) {
+                rows.push(CpuRow {
+                    workload: record.name.clone(),
+                    contestant: contestant.clone(),
+                    user_us,
+                    sys_us,
+                    csw: med(CSW),
+                });
+            }
+        }
+    }
+    rows
+}
+
+/// What the hand-written loop says about a workload's room for runtime work (see the module
+/// docs).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ceiling {
+    /// The workload (one with the `reactor` contestant).
+    pub workload: String,
+    /// tokio's user µs per operation above the loop's: tokio's own cost.
+    pub tokio_above_loop_us: f64,
+    /// knote's user µs per operation above the loop's.
+    pub knote_above_loop_us: f64,
+    /// tokio's own cost as a share of tokio's server CPU.
+    pub runtime_share: f64,
+    /// The most a runtime with no cost above the loop could gain over tokio, as a throughput
+    /// ratio, where the server's CPU limits the throughput.
+    pub ceiling: f64,
+}
+
+/// The ceiling of each workload that has knote, tokio and the loop among `rows`.
+pub fn ceilings(rows: &[CpuRow]) -> Vec<Ceiling> {
+    let mut by_workload: BTreeMap<&str, BTreeMap<&str, &CpuRow>> = BTreeMap::new();
+    for row in rows {
+        by_workload
+            .entry(&row.workload)
+            .or_default()
+            .insert(&row.contestant, row);
+    }
+    by_workload
+        .into_iter()
+        .filter_map(|(workload, rows)| {
+            let (knote, tokio, reactor) =
+                (rows.get("knote")?, rows.get("tokio")?, rows.get("reactor")?);
+            let own = (tokio.user_us - reactor.user_us).max(0.0);
+            let total = tokio.total_us();
+            (total > own).then(|| Ceiling {
+                workload: workload.to_owned(),
+                tokio_above_loop_us: own,
+                knote_above_loop_us: knote.user_us - reactor.user_us,
+                runtime_share: own / total,
+                ceiling: total / (total - own),
+            })
+        })
+        .collect()
+}
+
+/// The table's section on the server's CPU, or nothing when no turn measured it.
+pub fn render(rows: &[CpuRow], ceilings: &[Ceiling]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\nserver CPU per operation (median of rounds; /proc's clock ticks, 10 ms, limit short turns)\n\
+         {:<10} {:<9} {:>9} {:>9} {:>11} {:>11}\n",
+        "workload", "server", "user µs", "sys µs", "user share", "sleeps/op"
+    );
+    for row in rows {
+        let csw = row.csw.map_or("n/a".to_owned(), |c| format!("{c:.3}"));
+        out += &format!(
+            "{:<10} {:<9} {:>9.2} {:>9.2} {:>10.1}% {:>11}\n",
+            row.workload,
+            row.contestant,
+            row.user_us,
+            row.sys_us,
+            100.0 * row.user_share(),
+            csw
+        );
+    }
+    for c in ceilings {
+        out += &format!(
+            "{:<10} tokio's own cost (user µs above the hand-written loop's) {:.2} µs/op = {:.1}% \
+             of its CPU: no runtime can beat tokio here by more than {:.3}× (knote's own cost \
+             {:.2} µs/op)\n",
+            c.workload,
+            c.tokio_above_loop_us,
+            100.0 * c.runtime_share,
+            c.ceiling,
+            c.knote_above_loop_us
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        let stat = "4242 (we ird) (name) S 1 4242 4242 0 -1 4194560 120 0 0 0 731 219 0 0 20 0 \
+                    3 0 100 1000 200 18446744073709551615";
+        assert_eq!(parse_stat_times(stat), Some((731, 219)));
+        assert_eq!(parse_stat_times("4242 (cut short) S 1 2"), None);
+        assert_eq!(parse_stat_times("no parenthesis at all"), None);
+    }
+
+    #[test]
+    fn voluntary_switches_from_a_status_text() {
+        let status = "Name:\tknote-0\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t15801\n\
+                      nonvoluntary_ctxt_switches:\t12\n";
+        assert_eq!(parse_voluntary_switches(status), Some(15801));
+        assert_eq!(parse_voluntary_switches("Name:\tx\n"), None);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn this_process_is_readable_and_per_op_figures_are_differences() {
+        let now = ProcessCpu::of(std::process::id()).expect("/proc/self is readable");
+        assert!(now.user_s >= 0.0 && now.sys_s >= 0.0);
+        let before = ProcessCpu {
+            user_s: 1.0,
+            sys_s: 2.0,
+            vol_csw: 10,
+        };
+        let after = ProcessCpu {
+            user_s: 1.5,
+            sys_s: 6.0,
+            vol_csw: 110,
+        };
+        let mut metrics = Metrics::new();
+        after.add_per_op(&before, 500_000, &mut metrics);
+        assert_eq!(metrics[USER], 1.0);
+        assert_eq!(metrics[SYS], 8.0);
+        assert_eq!(metrics[CSW], 0.0002);
+        let mut none = Metrics::new();
+        after.add_per_op(&before, 0, &mut none);
+        assert!(none.is_empty(), "no operations, no per-op figures");
+    }
+
+    fn row(contestant: &str, user_us: f64, sys_us: f64) -> CpuRow {
+        CpuRow {
+            workload: "echo-ct".to_owned(),
+            contestant: contestant.to_owned(),
+            user_us,
+            sys_us,
+            csw: Some(0.02),
+        }
+    }
+
+    #[test]
+    fn the_ceiling_is_tokios_cpu_over_its_cpu_without_its_own_cost() {
+        let rows = [
+            row("knote", 0.75, 7.5),
+            row("tokio", 0.6, 7.4),
+            row("reactor", 0.2, 7.5),
+        ];
+        let c = &ceilings(&rows)[0];
+        assert!((c.tokio_above_loop_us - 0.4).abs() < 1e-12);
+        assert!((c.knote_above_loop_us - 0.55).abs() < 1e-12);
+        assert!((c.runtime_share - 0.05).abs() < 1e-12);
+        assert!((c.ceiling - 8.0 / 7.6).abs() < 1e-12);
+        // Without the loop there is nothing to measure a runtime's own cost against.
+        assert!(ceilings(&rows[..2]).is_empty());
+        let text = render(&rows, std::slice::from_ref(c));
+        assert!(text.contains("server CPU per operation"), "{text}");
+        assert!(text.contains("1.053×"), "{text}");
+        assert!(render(&[], &[]).is_empty());
+    }
+
+    #[test]
+    fn rows_take_the_median_of_the_rounds_that_measured() {
+        let turn = |user: f64, sys: f64| -> Metrics {
+            [(USER.to_owned(), user), (SYS.to_owned(), sys)]
+                .into_iter()
+                .collect()
+        };
+        let record = WorkloadRecord {
+            name: "echo-ct".to_owned(),
+            contestants: vec!["knote".to_owned(), "tokio".to_owned()],
+            rounds: vec![
+                [("knote".to_owned(), turn(1.0, 7.0))].into_iter().collect(),
+                [("knote".to_owned(), turn(3.0, 9.0))].into_iter().collect(),
+            ],
+            ..WorkloadRecord::default()
+        };
+        let rows = rows(&[record]);
+        assert_eq!(rows.len(), 1, "tokio measured nothing");
+        assert_eq!((rows[0].user_us, rows[0].sys_us), (2.0, 8.0));
+        assert_eq!(rows[0].csw, None);
+    }
+}
