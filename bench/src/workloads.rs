@@ -223,6 +223,13 @@ pub const ROWS: &[RowSpec] = &[
     ),
     row("syscalls", ("knote", SYSCALLS), ("tokio", SYSCALLS)),
     row("syscalls", ("knote", SYSCALLS), ("reactor", SYSCALLS)),
+    // The server's CPU per operation: steadier than a rate where the server and the load share
+    // the CPUs (a cheaper server leaves its CPU to the load rather than serving more).
+    row("echo-ct", ("knote", cpu::CPU), ("tokio", cpu::CPU)),
+    row("echo-ct", ("knote", cpu::CPU), ("reactor", cpu::CPU)),
+    row("echo-mt", ("knote", cpu::CPU), ("tokio", cpu::CPU)),
+    row("hyper-ct", ("knote", cpu::CPU), ("tokio", cpu::CPU)),
+    row("hyper-mt", ("knote", cpu::CPU), ("tokio", cpu::CPU)),
 ];
 
 const fn goal(text: &'static str, subject: Subject, target: Target) -> GoalSpec {

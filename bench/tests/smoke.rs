@@ -71,6 +71,22 @@ fn every_workload_measures_something() {
             assert!(value > 0.0, "{name}: {contestant}'s {metric} is {value}");
         }
     }
+    // Where the servers' CPU went (Linux: the process CPU clock and /proc).
+    if cfg!(target_os = "linux") {
+        for name in ["echo-ct", "echo-mt", "hyper-ct", "hyper-mt"] {
+            let record = workloads.iter().find(|w| w["name"] == name).unwrap();
+            let cpu = record["rounds"][0]["knote"]["server CPU µs/op"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name}: no server CPU figure: {record}"));
+            assert!(cpu > 0.0, "{name}: server CPU {cpu} µs/op");
+        }
+        assert!(
+            report["cpu"]
+                .as_array()
+                .is_some_and(|rows| !rows.is_empty()),
+            "no CPU rows in the report"
+        );
+    }
     let rows = report["rows"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["label"] == "msg/s knote÷tokio"));
     assert!(!report["goals"].as_array().unwrap().is_empty());
