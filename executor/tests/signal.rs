@@ -181,8 +181,9 @@ fn listening_outside_a_runtime_or_to_sigkill_is_an_error() {
 
 #[test]
 fn listeners_on_several_kqueues_of_a_multi_thread_runtime_all_see_each_delivery() {
-    // One listener made off the workers (a kqueue picked round-robin), one on a worker: they
-    // land on different kqueues in most rounds, on the same one in some.
+    // One listener made off the workers (on the first worker's kqueue), one on a worker: they
+    // land on different kqueues in most rounds (the task runs on another worker), on the same
+    // one in some.
     in_child(
         "listeners_on_several_kqueues_of_a_multi_thread_runtime_all_see_each_delivery",
         || {
