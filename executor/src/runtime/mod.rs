@@ -42,8 +42,8 @@ pub(crate) const EVENT_INTERVAL: u32 = 61;
 /// turn, it only adds a system call. Counting the interval from the end of the batch keeps the
 /// bound the interval exists for (events and due timers are seen after at most
 /// `EVENT_INTERVAL` polls of other work) and takes the hand-written event loop's shape: a
-/// harvested batch is served whole, then the next is harvested. (A 64-connection echo server
-/// paid one extra `epoll_wait` per 64 messages looking at poll 61 of each batch of 64.)
+/// harvested batch is served whole, then the next is harvested. (With batches a little longer
+/// than the interval, the old count paid one extra `epoll_wait` per batch.)
 #[inline]
 pub(crate) fn polls_before_look(events: usize) -> u32 {
     EVENT_INTERVAL.saturating_add(u32::try_from(events).unwrap_or(u32::MAX))
