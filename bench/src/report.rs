@@ -410,13 +410,18 @@ pub fn write_svg(report: &Report, path: &Path) -> io::Result<()> {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(400)
-        .build_cartesian_2d(0f64..max, (0..n).into_segmented())
+        // `0..n - 1` holds n values (a discrete range's end is included): one segment a row,
+        // and no empty segment (with a tick of its own) above the first.
+        .build_cartesian_2d(0f64..max, (0..n - 1).into_segmented())
         .map_err(draw_err)?;
     chart
         .configure_mesh()
         .disable_y_mesh()
         .light_line_style(WHITE)
-        .x_desc("ratio knote ÷ other (blue: better for knote, orange: worse; line: parity)")
+        .x_desc(
+            "ratio knote ÷ other (blue: better for knote, orange: worse, grey: about tokio \
+             alone; line: parity)",
+        )
         .y_desc("workload: comparison")
         .y_labels(n)
         .y_label_formatter(&|v| match v {
@@ -431,12 +436,7 @@ pub fn write_svg(report: &Report, path: &Path) -> io::Result<()> {
     chart
         .draw_series(rows.iter().enumerate().map(|(i, row)| {
             let ratio = row.median_ratio.unwrap_or(0.0);
-            let better = (ratio >= 1.0) == row.higher_is_better;
-            let color = if better {
-                RGBColor(70, 130, 180)
-            } else {
-                RGBColor(205, 120, 80)
-            };
+            let color = bar_color(row, ratio);
             let mut bar = Rectangle::new(
                 [
                     (0.0, SegmentValue::Exact(slot(i))),
@@ -469,6 +469,20 @@ pub fn write_svg(report: &Report, path: &Path) -> io::Result<()> {
         .map_err(draw_err)?;
     root.present().map_err(draw_err)?;
     Ok(())
+}
+
+/// A bar's colour: blue where the ratio favours knote, orange where it does not, grey where the
+/// row is not about knote (a contestant compared with itself, such as tokio with and without
+/// idle connections).
+fn bar_color(row: &Row, ratio: f64) -> plotters::style::RGBColor {
+    use plotters::style::RGBColor;
+    if row.numerator.0 != "knote" {
+        RGBColor(150, 150, 150)
+    } else if (ratio >= 1.0) == row.higher_is_better {
+        RGBColor(70, 130, 180)
+    } else {
+        RGBColor(205, 120, 80)
+    }
 }
 
 #[cfg(test)]
@@ -631,6 +645,66 @@ mod tests {
             );
         }
         assert!(text.contains("testhost"));
+    }
+
+    #[test]
+    fn bars_are_coloured_by_whom_the_row_is_about() {
+        let row = |contestant: &str, higher_is_better: bool| {
+            let mut row = Row::compute(&ECHO, &record());
+            row.numerator.0 = contestant.to_owned();
+            row.higher_is_better = higher_is_better;
+            row
+        };
+        let (blue, orange, grey) = (
+            plotters::style::RGBColor(70, 130, 180),
+            plotters::style::RGBColor(205, 120, 80),
+            plotters::style::RGBColor(150, 150, 150),
+        );
+        assert_eq!(bar_color(&row("knote", true), 1.2), blue, "a faster knote");
+        assert_eq!(
+            bar_color(&row("knote", true), 0.8),
+            orange,
+            "a slower knote"
+        );
+        assert_eq!(
+            bar_color(&row("knote", false), 0.8),
+            blue,
+            "a cheaper knote"
+        );
+        assert_eq!(
+            bar_color(&row("knote", false), 1.2),
+            orange,
+            "a costlier knote"
+        );
+        assert_eq!(
+            bar_color(&row("tokio", true), 0.8),
+            grey,
+            "tokio against itself"
+        );
+        assert_eq!(bar_color(&row("tokio", true), 1.2), grey);
+    }
+
+    #[test]
+    fn one_y_tick_per_row() {
+        let report = sample_report();
+        let text = written("svg", |path| write_svg(&report, path));
+        // plotters draws each y tick as a short horizontal polyline left of the axis: one per
+        // row, none for an empty segment above the first row.
+        let ticks = text
+            .lines()
+            .filter_map(|l| l.split("points=\"").nth(1)?.split('"').next())
+            .filter(|points| {
+                let p: Vec<(f64, f64)> = points
+                    .split_whitespace()
+                    .filter_map(|xy| {
+                        let (x, y) = xy.split_once(',')?;
+                        Some((x.parse().ok()?, y.parse().ok()?))
+                    })
+                    .collect();
+                p.len() == 2 && p[0].1 == p[1].1 && (p[1].0 - p[0].0).abs() <= 10.0
+            })
+            .count();
+        assert_eq!(ticks, report.rows.len());
     }
 
     #[test]
