@@ -40,40 +40,52 @@ pub struct ProcessCpu {
 }
 
 impl ProcessCpu {
-    /// Process `pid`'s figures now; `None` where `/proc` cannot tell.
+    /// Process `pid`'s figures now, or why they cannot be read.
     #[cfg(target_os = "linux")]
-    pub fn of(pid: u32) -> Option<ProcessCpu> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let (utime, stime) = parse_stat_times(&stat)?;
+    pub fn of(pid: u32) -> Result<ProcessCpu, String> {
+        let read =
+            |path: String| std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"));
+        let stat_path = format!("/proc/{pid}/stat");
+        let stat = read(stat_path.clone())?;
+        let (utime, stime) =
+            parse_stat_times(&stat).ok_or_else(|| format!("{stat_path}: no CPU times in it"))?;
         // SAFETY: sysconf has no preconditions; it reads a constant of the system.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         if ticks <= 0 {
-            return None;
+            return Err(format!("sysconf(_SC_CLK_TCK) gave {ticks}"));
         }
         let mut vol_csw = 0;
-        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let tasks = format!("/proc/{pid}/task");
+        for task in std::fs::read_dir(&tasks).map_err(|e| format!("{tasks}: {e}"))? {
             // A thread that exits between the listing and the read has no status to add.
-            let Ok(status) = task.and_then(|t| std::fs::read_to_string(t.path().join("status")))
-            else {
+            let Ok(path) = task.map(|t| t.path().join("status")) else {
                 continue;
             };
-            vol_csw += parse_voluntary_switches(&status)?;
+            let Ok(status) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            vol_csw += parse_voluntary_switches(&status)
+                .ok_or_else(|| format!("{}: no voluntary_ctxt_switches in it", path.display()))?;
         }
         let mut clock: libc::clockid_t = 0;
         let mut now = libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
         };
-        let pid = libc::pid_t::try_from(pid).ok()?;
+        let pid = libc::pid_t::try_from(pid).map_err(|_| format!("pid {pid} out of range"))?;
         // SAFETY: both calls write only through the pointers given, which point at locals.
-        let read = unsafe {
-            libc::clock_getcpuclockid(pid, &mut clock) == 0
-                && libc::clock_gettime(clock, &mut now) == 0
-        };
-        if !read {
-            return None;
+        // `clock_getcpuclockid` returns its error number; `clock_gettime` sets errno.
+        let got = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
+        if got != 0 {
+            let e = std::io::Error::from_raw_os_error(got);
+            return Err(format!("clock_getcpuclockid({pid}): {e}"));
         }
-        Some(ProcessCpu {
+        // SAFETY: as above.
+        if unsafe { libc::clock_gettime(clock, &mut now) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(format!("clock_gettime(CPU clock of {pid}): {e}"));
+        }
+        Ok(ProcessCpu {
             cpu_s: now.tv_sec as f64 + now.tv_nsec as f64 / 1e9,
             user_s: utime as f64 / ticks as f64,
             sys_s: stime as f64 / ticks as f64,
@@ -81,10 +93,10 @@ impl ProcessCpu {
         })
     }
 
-    /// Process `pid`'s figures now; `None` where `/proc` cannot tell.
+    /// Process `pid`'s figures now, or why they cannot be read: here, always.
     #[cfg(not(target_os = "linux"))]
-    pub fn of(_pid: u32) -> Option<ProcessCpu> {
-        None
+    pub fn of(_pid: u32) -> Result<ProcessCpu, String> {
+        Err("read from Linux's /proc and per-process CPU clocks: not on this system".to_owned())
     }
 
     /// Adds what the process spent from `before` to `self` over `ops` operations to `metrics`
@@ -277,6 +289,13 @@ mod tests {
                       nonvoluntary_ctxt_switches:\t12\n";
         assert_eq!(parse_voluntary_switches(status), Some(15801));
         assert_eq!(parse_voluntary_switches("Name:\tx\n"), None);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_process_that_is_not_there_says_why() {
+        let why = ProcessCpu::of(u32::MAX).unwrap_err();
+        assert!(why.starts_with("/proc/4294967295/stat: "), "{why}");
     }
 
     #[test]

@@ -411,14 +411,15 @@ fn load_metrics(rate_name: &str, result: &LoadResult) -> Metrics {
 }
 
 /// One timed load run of `protocol` against a fresh `server` process: the load's figures
-/// (its rate under `rate_name`) and where the server's CPU went meanwhile, per operation.
+/// (its rate under `rate_name`) and where the server's CPU went meanwhile, per operation (or
+/// why that could not be read).
 fn timed_turn(
     ctx: &Context,
     server: &str,
     cpus: &Cpus,
     protocol: Protocol,
     rate_name: &str,
-) -> io::Result<Metrics> {
+) -> io::Result<(Metrics, Result<(), String>)> {
     let s = &ctx.settings;
     let process = ServerProcess::start(server, &cpus.server, s.workers, None)?;
     let mut conns = load::connect(process.addr, s.conns)?;
@@ -428,10 +429,37 @@ fn timed_turn(
     drop(conns);
     process.stop()?;
     let mut metrics = load_metrics(rate_name, &result);
-    if let (Some(before), Some(after)) = (before, after) {
-        after.add_per_op(&before, result.count, &mut metrics);
+    let cpu = before.and_then(|before| {
+        after.map(|after| after.add_per_op(&before, result.count, &mut metrics))
+    });
+    Ok((metrics, cpu))
+}
+
+/// The rounds of a workload whose turns are `timed_turn`s against `server(contestant)`; if the
+/// server's CPU could not be read, a note on the record says why (the first reason seen).
+fn timed_rounds(
+    ctx: &Context,
+    w: &Workload,
+    contestants: &[&str],
+    cpus: &Cpus,
+    protocol: Protocol,
+    rate_name: &str,
+    server: impl Fn(&str) -> String,
+) -> io::Result<WorkloadRecord> {
+    let mut missing = None;
+    let mut record = ctx.rounds(w, contestants, ctx.settings.rounds, |c| {
+        let (metrics, cpu) = timed_turn(ctx, &server(c), cpus, protocol, rate_name)?;
+        if let Err(why) = cpu {
+            missing.get_or_insert(why);
+        }
+        Ok(metrics)
+    })?;
+    if let Some(why) = missing {
+        record
+            .notes
+            .push(format!("server CPU figures missing: {why}"));
     }
-    Ok(metrics)
+    Ok(record)
 }
 
 /// The server name of `contestant` in a family (`echo`/`hyper`) and flavour (`ct`/`mt`).
@@ -466,8 +494,8 @@ fn echo(
     let protocol = Protocol::Echo {
         msg: ctx.settings.msg,
     };
-    ctx.rounds(w, contestants, ctx.settings.rounds, |c| {
-        timed_turn(ctx, &server_name("echo", c, flavour), &cpus, protocol, MSGS)
+    timed_rounds(ctx, w, contestants, &cpus, protocol, MSGS, |c| {
+        server_name("echo", c, flavour)
     })
 }
 
@@ -488,14 +516,8 @@ fn hyper(ctx: &mut Context, w: &Workload, flavour: &str) -> io::Result<WorkloadR
     let cpus = ctx.cpus(threads, &format!("hyper {flavour}"));
     sys::set_affinity(&cpus.load)?;
     let contestants = ["knote", "tokio"];
-    let mut record = ctx.rounds(w, &contestants, ctx.settings.rounds, |c| {
-        timed_turn(
-            ctx,
-            &server_name("hyper", c, flavour),
-            &cpus,
-            Protocol::Http,
-            REQS,
-        )
+    let mut record = timed_rounds(ctx, w, &contestants, &cpus, Protocol::Http, REQS, |c| {
+        server_name("hyper", c, flavour)
     })?;
     // wrk (pinned like our load: it inherits this thread's affinity), once per contestant.
     for c in contestants {
