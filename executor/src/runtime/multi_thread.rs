@@ -1,23 +1,26 @@
-//! The multi-thread scheduler: N workers, each with its own kqueue and its own run queue,
-//! stealing from each other when idle.
+//! The multi-thread scheduler: N workers, each with its own run queue, stealing from each
+//! other when idle, and one *home* kqueue that every registration of the runtime goes to.
 //!
-//! Why a kqueue per worker (rather than one shared by all): every wait is then on the
-//! waiter's own kqueue, so waking *that* worker is one EVFILT_USER trigger aimed at it (no
-//! herd, no hand-off of a shared driver between threads), and I/O registered by a task lands
-//! on the kqueue of the worker that ran it, whose wakers push to that worker's local queue
-//! (cache-warm); I/O registered outside the workers shares the first worker's kqueue (see
-//! `MultiThread::driver`). The cost is that a worker stuck in a long poll delays its own kqueue's events;
-//! two things bound that: every worker polls its kqueue every `EVENT_INTERVAL` tasks (beyond
-//! the batch its last poll queued: `polls_before_look`); and while
-//! a worker with I/O is awake, some sleeping worker watches it (sleeps in spells of
-//! `STUCK_CHECK`, then looks), and polls, without waiting, the kqueue of one that has not polled
-//! its own for a whole spell (a stuck one), taking the tasks its events wake (`watch.rs` says
-//! who watches and when a worker counts as stuck). So no socket waits for a stuck worker longer
-//! than about two spells.
+//! Why one home kqueue, waited on by whichever worker is idle: a busy server's events then
+//! reach an idle worker straight from the kernel, as they arrive, while the others run tasks;
+//! no worker has to collect a batch and then wake another to share it (each such wake-up is a
+//! system call, and on most machines an inter-processor interrupt). At most one worker waits
+//! in the home at a time (`home_taken`); the others sleep in their own kqueue, which holds
+//! nothing but the EVFILT_USER trigger that wakes that worker. A worker going to sleep takes
+//! the home if it is free. So while any worker sleeps, one of them collects the runtime's I/O
+//! and timers; waking a particular sleeper is one trigger aimed at the kqueue it sleeps in
+//! (its `SleepSpot` says which).
 //!
-//! `bench/benches/wake_paths.rs` compares this with one kqueue shared by all workers: a wake-up
-//! aimed at one worker's own kqueue costs one sleeping thread, while a shared kqueue rouses
-//! more than one waiter per trigger and cannot wake the particular worker that has the work.
+//! Busy workers look at the home, without waiting, every `EVENT_INTERVAL` tasks (beyond the
+//! batch their last look queued: `polls_before_look`): events that come while every worker is
+//! busy wait no longer than that. A trigger such a look collects was meant for the home's
+//! sleeper, and is passed on.
+//!
+//! A worker stuck in a long poll holds nothing hostage, as long as some other worker is
+//! attending the home; the one that leaves the home to run tasks might get stuck, so while a
+//! worker is awake, some sleeping worker *watches*: it sleeps in spells of `STUCK_CHECK` and,
+//! after each, goes back to sleep in the home if it is free by then (`watch.rs` says who
+//! watches). So no event waits for a stuck worker longer than about a spell.
 //!
 //! Run order inside a worker: the injection queue every `remote_interval` tasks (tuned to
 //! about 200 µs of task time, so slow tasks cannot hold remote spawns back); the LIFO slot (a
@@ -25,8 +28,7 @@
 //! times in a row); the local queue; the injection
 //! queue; tasks that yielded (deferred until nothing else is queued, as tokio does, so a
 //! yielding loop cannot hold back remote spawns; before stealing, so that workers do not trade
-//! each other's yielded tasks); other workers' queues; the kqueues of stuck workers; then
-//! sleep.
+//! each other's yielded tasks); other workers' queues; then sleep.
 //!
 //! Idle protocol: see `idle.rs` (at most one worker woken per burst of work). Wake-ups are
 //! coalesced per sleep by each worker's `SleepFlag`.
@@ -46,8 +48,8 @@ use super::blocking;
 use super::context;
 use super::gate::{self, Gate};
 use super::idle::Idle;
-use super::sleep_flag::SleepFlag;
-use super::watch::{self, LastSeen, Watch, STUCK_CHECK};
+use super::sleep_flag::SleepSpot;
+use super::watch::{self, Watch, STUCK_CHECK};
 use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
 use crate::task::{self, registry::Registry, Runnable, Woken};
@@ -56,22 +58,29 @@ use crate::task::{self, registry::Registry, Runnable, Woken};
 const LOCAL_QUEUE: usize = 256;
 
 struct Worker {
+    /// Its own kqueue: where it sleeps when another worker has the home, woken by its
+    /// EVFILT_USER trigger (no registration goes there).
     driver: Arc<Driver>,
     queue: ArrayQueue<Runnable>,
-    /// Asleep (or about to sleep) in its kqueue: a wake-up must trigger it.
-    sleeping: SleepFlag,
-    /// How many times it has polled its own kqueue (tells a stuck worker from a busy one).
+    /// Asleep (or about to sleep), in the home or in its own kqueue: a wake-up must trigger
+    /// that kqueue.
+    sleeping: SleepSpot,
+    /// How many times it has looked at a kqueue (waits included).
     turns: AtomicU64,
-    /// Asleep without a timeout, not watching the others for a stuck one (`watch.rs`).
+    /// Asleep without a timeout, not watching for a stuck worker (`watch.rs`).
     watch: Watch,
-    /// Some I/O or timer has been registered on its kqueue (set once, never cleared): only
-    /// such a worker is watched, since only its kqueue can hold events hostage.
-    has_had_io: AtomicBool,
 }
 
 /// A multi-thread runtime's shared state: everything the workers, handles and wakers share.
 pub(crate) struct MultiThread {
     workers: Box<[Worker]>,
+    /// The home kqueue: every registration (I/O, timers, signals, processes) of the runtime.
+    home: Arc<Driver>,
+    /// A worker sleeps in the home (or is about to): the others sleep in their own kqueue.
+    home_taken: AtomicBool,
+    /// Some I/O or timer has been registered in the home (set once, never cleared): until
+    /// then no event can wait for a stuck worker, and nobody needs to watch.
+    has_had_io: AtomicBool,
     inject: SegQueue<Runnable>,
     idle: Idle,
     pub(crate) registry: Registry,
@@ -178,16 +187,18 @@ impl MultiThread {
                 Ok(Worker {
                     driver: Arc::new(Driver::new()?),
                     queue: ArrayQueue::new(LOCAL_QUEUE),
-                    sleeping: SleepFlag::new(false),
+                    sleeping: SleepSpot::new(),
                     turns: AtomicU64::new(0),
                     watch: Watch::new(),
-                    has_had_io: AtomicBool::new(false),
                 })
             })
             .collect::<io::Result<Box<[Worker]>>>()?;
         let n = workers.len();
         Ok(Arc::new(MultiThread {
             workers,
+            home: Arc::new(Driver::new()?),
+            home_taken: AtomicBool::new(false),
+            has_had_io: AtomicBool::new(false),
             inject: SegQueue::new(),
             idle: Idle::new(n),
             // Several shards per worker: completions on every worker and spawns from any
@@ -215,29 +226,19 @@ impl MultiThread {
         self.workers.len()
     }
 
-    /// The driver new registrations go to: the current worker's, or, from outside the workers
-    /// (a `block_on` future, another thread), the first worker's.
-    ///
-    /// Why one kqueue for all of those rather than spreading them round-robin: a server whose
-    /// accept loop runs in `block_on` registers every connection from outside. On one kqueue,
-    /// its waiter harvests their events in whole batches and wakes another worker only when it
-    /// queued more than it can run next (`notify_if_queued`); spread over every worker's
-    /// kqueue, each worker woke for its own trickle of events, about twice as many sleeps per
-    /// message (the commit that made this change has the figures). I/O registered by a task
-    /// still lands on its worker's kqueue, as the accept loop's connections do when it runs in
-    /// a task.
+    /// The driver new registrations go to: the home, from any thread.
     pub(crate) fn driver(self: &Arc<Self>) -> Arc<Driver> {
-        let index = current_worker(Arc::as_ptr(self)).unwrap_or(0);
-        let worker = &self.workers[index];
-        if !worker.has_had_io.load(Ordering::Relaxed) {
-            // The first registration on its kqueue: from now on sleepers watch this worker
-            // while it is awake; if it is awake now and they all sleep untimed, one of them
-            // must start watching (the flag first, then the look, against a sleeper's mark
-            // first, then its look at the flag: `watch.rs`).
-            worker.has_had_io.store(true, Ordering::SeqCst);
+        if !self.has_had_io.load(Ordering::Relaxed) {
+            // The first registration: from now on sleepers watch the awake workers; if one is
+            // awake now and they all sleep untimed, one of them must start watching (the flag
+            // first, then the look, against a sleeper's mark first, then its look at the
+            // flag: `watch.rs`).
+            self.has_had_io.store(true, Ordering::SeqCst);
+            // (From outside the workers, every worker is an other.)
+            let index = current_worker(Arc::as_ptr(self)).unwrap_or(usize::MAX);
             self.ensure_watcher(index);
         }
-        Arc::clone(&worker.driver)
+        Arc::clone(&self.home)
     }
 
     /// Pushes to a worker's own queue (the injection queue if full) and, if that leaves work
@@ -265,10 +266,13 @@ impl MultiThread {
         }
     }
 
+    /// Triggers the kqueue worker `index` sleeps in, if it sleeps and nobody has yet.
     fn wake_sleeper(&self, index: usize) {
         let worker = &self.workers[index];
-        if worker.sleeping.take() {
-            worker.driver.wake();
+        match worker.sleeping.take() {
+            Some(true) => self.home.wake(),
+            Some(false) => worker.driver.wake(),
+            None => {}
         }
     }
 
@@ -383,48 +387,38 @@ impl MultiThread {
         self.inject.pop()
     }
 
-    /// Polls, without waiting, the kqueues of workers that are awake and have not polled their
-    /// own for `STUCK_CHECK` (stuck in a long poll), and takes the tasks their events wake:
-    /// the wakers run here, so the tasks land in this worker's queue. A wake-up trigger found
-    /// there was meant for its owner, and is passed on. A busy worker polls its kqueue every
-    /// `EVENT_INTERVAL` tasks beyond its last batch, so it is never taken for stuck however
-    /// often this looks.
-    fn steal_events(&self, index: usize, seen: &mut [LastSeen], events: &mut [Kevent]) -> usize {
-        let mut found = 0;
-        let mut now = None;
-        for (i, worker) in self.workers.iter().enumerate() {
-            if i == index || worker.sleeping.is_up() || !worker.driver.has_registrations() {
-                continue;
-            }
-            let turns = worker.turns.load(Ordering::Relaxed);
-            let now = *now.get_or_insert_with(Instant::now);
-            if !seen[i].is_stuck(turns, now) {
-                continue;
-            }
-            let turn = super::turn_or_panic(&worker.driver, events, Some(Duration::ZERO));
-            self.notify_if_queued(index);
-            if turn.woken {
-                worker.driver.wake();
-            }
-            found += turn.events;
+    /// Looks at the home without waiting (a busy worker's periodic look); how many events it
+    /// handled. A trigger it collects was meant for the home's sleeper, and is passed on.
+    fn look_at_home(&self, index: usize, events: &mut [Kevent]) -> usize {
+        if !self.home.has_registrations() {
+            return 0;
         }
-        found
+        let turn = super::turn_or_panic(&self.home, events, Some(Duration::ZERO));
+        if turn.woken {
+            self.home.wake();
+        }
+        self.workers[index].turns.fetch_add(1, Ordering::Relaxed);
+        self.notify_if_queued(index);
+        turn.events
     }
 
-    /// Whether a worker other than `index` is awake, with I/O or timers registered on its
-    /// kqueue now or before.
+    /// Whether a worker other than `index` is awake, with I/O or timers registered in the home
+    /// now or before.
     fn others_awake_with_io(&self, index: usize) -> bool {
-        self.workers
-            .iter()
-            .enumerate()
-            .any(|(i, w)| i != index && !w.sleeping.is_up() && w.has_had_io.load(Ordering::SeqCst))
+        self.has_had_io.load(Ordering::SeqCst)
+            && self
+                .workers
+                .iter()
+                .enumerate()
+                .any(|(i, w)| i != index && !w.sleeping.is_up())
     }
 
-    /// Worker `index`, with I/O on its kqueue and awake since its last sleep (its sleep flag
-    /// lowered), is about to run a task, or is getting its first registration: if every other
-    /// worker sleeps without a timeout, one of them is woken to watch for a stuck worker
-    /// (`watch.rs`). (Not on every wake-up: a watcher whose spell ended would wake the other
-    /// sleeper, which would watch and wake it in turn, forever.)
+    /// Worker `index`, awake since its last sleep (its sleep flag lowered) with I/O in the home,
+    /// is about to run a task, or the home is getting its first registration (`index` is then
+    /// the registering worker, or none): if every other worker sleeps without a timeout, one
+    /// of them is woken to watch for a stuck worker (`watch.rs`). (Not on every wake-up: a
+    /// watcher whose spell ended would wake the other sleeper, which would watch and wake it
+    /// in turn, forever.)
     fn ensure_watcher(&self, index: usize) {
         let others = self
             .workers
@@ -437,9 +431,10 @@ impl MultiThread {
         }
     }
 
-    /// Sleeps in this worker's kqueue unless there is work; whether the worker is searching
-    /// when it wakes (a notifier woke it for work, see `idle.rs`), and how many events the
-    /// wait handled (`None`: it found work and did not wait).
+    /// Sleeps, in the home if no other worker has it, else in this worker's own kqueue, unless
+    /// there is work; whether the worker is searching when it wakes (a notifier woke it for
+    /// work, see `idle.rs`), and how many events the wait handled (`None`: it found work and
+    /// did not wait).
     fn sleep_in_kqueue(
         &self,
         index: usize,
@@ -447,24 +442,35 @@ impl MultiThread {
         searching: bool,
     ) -> (bool, Option<usize>) {
         let worker = &self.workers[index];
+        let on_home = self
+            .home_taken
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
         // `sleeping` first: a notifier that takes us off the sleeper list after this point
-        // will trigger our kqueue.
-        worker.sleeping.raise();
+        // will trigger the kqueue we sleep in.
+        worker.sleeping.raise(on_home);
         self.idle.sleep(index, searching);
         let mut found = None;
         // Work pushed before we were counted as sleeping would have found no one to wake.
         if !(self.has_work() || self.is_closed()) {
             // While another worker is awake, sleep in bounded spells (unless another sleeper
-            // does): if it gets stuck in a long poll, nobody collects its kqueue's events, and
-            // the look at the other kqueues after each spell (`steal_events`) takes them.
+            // does): if it gets stuck in a long poll with the home left unattended, the next
+            // sleep after a spell takes the home, and its events with it.
             let watching = worker
                 .watch
                 .going_to_sleep(|| self.others_awake_with_io(index));
             let timeout = watching.then_some(STUCK_CHECK);
-            found = Some(super::turn_or_panic(&worker.driver, events, timeout).events);
+            let driver = if on_home { &self.home } else { &worker.driver };
+            found = Some(super::turn_or_panic(driver, events, timeout).events);
             worker.watch.woke();
         }
         worker.sleeping.lower();
+        if on_home {
+            // Left for the next worker to sleep: another look at the flag is not needed, a
+            // trigger that comes late is collected by the home's next waiter (a wait that
+            // returns at once) and passed on by a look.
+            self.home_taken.store(false, Ordering::SeqCst);
+        }
         // Woken by our own events (or never slept): take ourselves off the sleeper list, not
         // searching. If a notifier already did, it counted us as searching.
         let searching = self.idle.wake_up(index);
@@ -477,7 +483,7 @@ impl MultiThread {
     fn run_worker(self: &Arc<Self>, index: usize, handle: &Handle) {
         let _enter = context::enter(handle.clone());
         let worker = &self.workers[index];
-        let _driving = context::set_driving(&worker.driver);
+        let _driving = context::set_driving(&self.home);
         let local = Local {
             shared: Arc::as_ptr(self),
             index,
@@ -494,7 +500,6 @@ impl MultiThread {
         }
         let guard = WorkerGuard(WORKER.with(|w| w.replace(&local)));
         let mut events = vec![Kevent::zeroed(); self.event_capacity];
-        let mut seen = vec![LastSeen::new(Instant::now()); self.workers.len()];
         let mut tick: u32 = 0;
         // Tasks run since this worker last looked at its kqueue, and how many it runs before
         // it looks again without waiting (`polls_before_look`).
@@ -520,7 +525,7 @@ impl MultiThread {
                     searching = false;
                     self.stop_searching();
                 }
-                if std::mem::take(&mut slept) && worker.has_had_io.load(Ordering::Relaxed) {
+                if std::mem::take(&mut slept) && self.has_had_io.load(Ordering::Relaxed) {
                     self.ensure_watcher(index);
                 }
                 local.polling.set(true);
@@ -529,14 +534,7 @@ impl MultiThread {
                 tick = tick.wrapping_add(1);
                 unpolled += 1;
                 if unpolled >= look_after {
-                    let mut found = 0;
-                    if worker.driver.has_registrations() {
-                        let turn =
-                            super::turn_or_panic(&worker.driver, &mut events, Some(Duration::ZERO));
-                        found = turn.events;
-                        self.notify_if_queued(index);
-                    }
-                    worker.turns.fetch_add(1, Ordering::Relaxed);
+                    let found = self.look_at_home(index, &mut events);
                     self.wake_deferred(&local);
                     // Look at the injection queue about every 200 µs of task time, however
                     // long tasks take (tokio tunes its global queue interval the same way):
@@ -549,9 +547,6 @@ impl MultiThread {
                         (Duration::from_micros(200).as_nanos() / per_task.as_nanos().max(1))
                             .clamp(2, u128::from(REMOTE_INTERVAL)) as u32;
                 }
-                continue;
-            }
-            if self.steal_events(index, &mut seen, &mut events) > 0 {
                 continue;
             }
             let found;
@@ -588,10 +583,10 @@ impl MultiThread {
             if any {
                 continue;
             }
-            if !worker.driver.has_pending() {
+            if !self.home.has_pending() {
                 break;
             }
-            worker.driver.flush();
+            self.home.flush();
         }
         drop(guard);
     }
@@ -644,6 +639,7 @@ impl MultiThread {
             self.workers[index].sleeping.lower();
             self.workers[index].driver.wake();
         }
+        self.home.wake();
         let deadline = timeout.map(|t| Instant::now() + t);
         let running = self.running.locked();
         let running = super::wait_while_until(&self.all_stopped, running, deadline, |n| *n > 0);
@@ -716,35 +712,79 @@ mod tests {
         shared
     }
 
-    /// Registrations made outside the workers share the first worker's kqueue; a worker's own
-    /// go to its kqueue.
+    /// Every registration goes to the home kqueue: from outside the workers, from `block_on`,
+    /// and from a task on any worker.
     #[test]
     #[cfg_attr(miri, ignore)]
-    fn registrations_from_outside_the_workers_share_one_kqueue() {
+    fn every_registration_goes_to_the_home() {
         let rt = runtime(3);
         let shared = shared_of(&rt);
-        let first = Arc::as_ptr(&shared.workers[0].driver);
-        for _ in 0..4 {
-            assert_eq!(Arc::as_ptr(&shared.driver()), first, "from the test thread");
-        }
-        let from_block_on = rt.block_on(async { Arc::as_ptr(&shared.driver()) as usize });
-        assert_eq!(from_block_on, first as usize, "from block_on");
-        let shared_in_task = Arc::clone(shared);
-        let task = rt.spawn(async move {
-            let index = current_worker(Arc::as_ptr(&shared_in_task)).unwrap();
-            (index, Arc::as_ptr(&shared_in_task.driver()) as usize)
-        });
-        let (index, driver) = rt.block_on(task).unwrap();
+        let home = Arc::as_ptr(&shared.home) as usize;
         assert_eq!(
-            driver,
-            Arc::as_ptr(&shared.workers[index].driver) as usize,
-            "a task's registration goes to its worker's kqueue"
+            Arc::as_ptr(&shared.driver()) as usize,
+            home,
+            "from the test thread"
         );
+        let from_block_on = rt.block_on(async { Arc::as_ptr(&shared.driver()) as usize });
+        assert_eq!(from_block_on, home, "from block_on");
+        for _ in 0..8 {
+            let shared_in_task = Arc::clone(shared);
+            let task = rt.spawn(async move {
+                assert!(current_worker(Arc::as_ptr(&shared_in_task)).is_some());
+                Arc::as_ptr(&shared_in_task.driver()) as usize
+            });
+            assert_eq!(rt.block_on(task).unwrap(), home, "from a task");
+        }
     }
 
-    /// A worker runs a batch of events more than `EVENT_INTERVAL` long whole before it looks at
-    /// its kqueue again: the one turn that harvested the batch is the only one until it
-    /// sleeps.
+    /// While one worker runs a long task, the idle one sleeps in the home (where a socket's
+    /// event wakes it directly), not in its own kqueue; and a notification finds it there.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn an_idle_worker_sleeps_in_the_home_while_another_runs() {
+        let rt = runtime(2);
+        let shared = shared_of(&rt);
+        let (started, release) = (
+            Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        );
+        let (s, r) = (Arc::clone(&started), Arc::clone(&release));
+        let shared_in_task = Arc::clone(shared);
+        let busy = rt.spawn(async move {
+            s.store(true, Ordering::SeqCst);
+            while !r.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(1));
+            }
+            current_worker(Arc::as_ptr(&shared_in_task)).unwrap()
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let idle = loop {
+            assert!(
+                Instant::now() < deadline,
+                "no worker went to sleep in the home"
+            );
+            if started.load(Ordering::SeqCst) {
+                let sleeper = shared
+                    .workers
+                    .iter()
+                    .position(|w| w.sleeping.is_up() && w.sleeping.in_home());
+                if let Some(index) = sleeper {
+                    break index;
+                }
+            }
+            thread::sleep(Duration::from_millis(1));
+        };
+        assert!(shared.home_taken.load(Ordering::SeqCst));
+        // A task spawned from outside wakes the sleeper through the home's trigger.
+        let ran_on = rt.block_on(rt.spawn({
+            let shared = Arc::clone(shared);
+            async move { current_worker(Arc::as_ptr(&shared)).unwrap() }
+        }));
+        assert_eq!(ran_on.unwrap(), idle, "the busy worker ran it");
+        release.store(true, Ordering::SeqCst);
+        assert_ne!(rt.block_on(busy).unwrap(), idle);
+    }
+
     #[test]
     #[cfg_attr(miri, ignore)]
     fn a_batch_runs_whole_before_the_next_look() {

@@ -10,6 +10,54 @@
 
 use crate::loom::sync::atomic::{fence, AtomicBool, Ordering};
 
+/// A multi-thread worker's [`SleepFlag`] together with where it sleeps: in the runtime's home
+/// kqueue or in its own. The place is stored before the flag is raised and read by the waker
+/// that takes the flag down, so the trigger goes to the kqueue the thread waits in.
+pub(crate) struct SleepSpot {
+    flag: SleepFlag,
+    in_home: AtomicBool,
+}
+
+impl SleepSpot {
+    pub(crate) fn new() -> SleepSpot {
+        SleepSpot {
+            flag: SleepFlag::new(false),
+            in_home: AtomicBool::new(false),
+        }
+    }
+
+    /// The thread is about to sleep, in the home or in its own kqueue: the caller then looks
+    /// at its queues.
+    pub(crate) fn raise(&self, in_home: bool) {
+        self.in_home.store(in_home, Ordering::SeqCst);
+        self.flag.raise();
+    }
+
+    /// See [`SleepFlag::lower`].
+    pub(crate) fn lower(&self) {
+        self.flag.lower();
+    }
+
+    /// See [`SleepFlag::is_up`].
+    pub(crate) fn is_up(&self) -> bool {
+        self.flag.is_up()
+    }
+
+    /// Whether its last sleep was (or is) in the home.
+    #[cfg(test)]
+    pub(crate) fn in_home(&self) -> bool {
+        self.in_home.load(Ordering::SeqCst)
+    }
+
+    /// A waker, after queueing: `Some(in_home)` if it is the one that must trigger, with the
+    /// kqueue to trigger (the home's, or the thread's own).
+    pub(crate) fn take(&self) -> Option<bool> {
+        self.flag
+            .take()
+            .then(|| self.in_home.load(Ordering::SeqCst))
+    }
+}
+
 /// See the module docs.
 pub(crate) struct SleepFlag(AtomicBool);
 
@@ -94,6 +142,55 @@ mod loom_tests {
                 assert_eq!(triggers, 1, "a sleep got {triggers} triggers");
             } else {
                 assert!(triggers <= 1);
+            }
+        });
+    }
+
+    /// A worker that slept in its own kqueue last time goes to sleep in the home while a task
+    /// is pushed for it: if it sleeps, the push triggers exactly once, and the home's kqueue.
+    #[test]
+    fn the_trigger_goes_where_the_thread_sleeps() {
+        loom::model(|| {
+            let gate = Arc::new(Gate::new());
+            let queue = Arc::new(Queue::default());
+            let spot = Arc::new(SleepSpot::new());
+            let triggered = Arc::new(crate::loom::sync::Mutex::new(Vec::new()));
+            let pusher = {
+                let (gate, queue, spot, triggered) = (
+                    Arc::clone(&gate),
+                    Arc::clone(&queue),
+                    Arc::clone(&spot),
+                    Arc::clone(&triggered),
+                );
+                thread::spawn(move || {
+                    gate::push(
+                        &*gate,
+                        &*queue,
+                        1,
+                        || {
+                            if let Some(in_home) = spot.take() {
+                                triggered.lock().unwrap().push(in_home);
+                            }
+                        },
+                        |_| unreachable!("open"),
+                    );
+                })
+            };
+            spot.raise(true);
+            let slept = queue.is_empty();
+            if !slept {
+                spot.lower();
+            }
+            pusher.join().unwrap();
+            let triggered = triggered.lock().unwrap().clone();
+            if slept {
+                assert_eq!(
+                    triggered,
+                    vec![true],
+                    "the home's sleeper was not triggered there"
+                );
+            } else {
+                assert!(triggered.iter().all(|&home| home), "{triggered:?}");
             }
         });
     }

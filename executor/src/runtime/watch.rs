@@ -1,34 +1,33 @@
 //! The multi-thread runtime's watch on stuck workers: which sleeping worker keeps an eye on
-//! the awake ones, and when an awake one counts as stuck.
+//! the awake ones.
 //!
-//! Each worker has its own kqueue, so a worker stuck in a long task poll leaves its kqueue's
-//! events uncollected. While some worker that has had I/O or timers on its kqueue is awake
-//! (one that never had any cannot hold events hostage), at least one sleeping worker sleeps in
-//! spells of [`STUCK_CHECK`] (it *watches*) and, after each spell, looks at the awake workers:
-//! one that has not polled its kqueue for a whole `STUCK_CHECK` ([`LastSeen`]) is stuck, and
-//! the watcher polls that kqueue for it. A sleeping worker that is not needed as a watcher
-//! sleeps without a timeout (*untimed*), so an idle runtime makes no wake-ups at all.
+//! Every registration is in the home kqueue, which one sleeping worker waits in. A worker that
+//! leaves the home to run tasks may get stuck in a long poll, and the home is then unattended
+//! while the others sleep in their own kqueues. So while some worker is awake (and the home
+//! has had I/O or timers: before that no event can wait), at least one sleeping worker sleeps
+//! in spells of [`STUCK_CHECK`] (it *watches*); after each spell it goes back to sleep, in the
+//! home if that is free by then. A sleeping worker that is not needed as a watcher sleeps
+//! without a timeout (*untimed*), so an idle runtime makes no wake-ups at all.
 //!
 //! Who watches: a worker going to sleep marks itself untimed, then looks at the other workers'
-//! sleep flags (and whether they have had I/O); if one is awake it watches instead
-//! ([`Watch::going_to_sleep`]). A worker with I/O that is about to run its first task after a
-//! sleep, or a worker getting its first registration (after recording it), looks at the
-//! others' marks: if every other worker sleeps untimed, it wakes one of them, which then
-//! watches for at least one spell ([`needs_watcher`]). (Not at every wake-up: a watcher whose
-//! spell ends with nothing to do would wake the other sleeper, which would watch, and wake it
-//! in turn, forever.) Those two are a Dekker pair (SeqCst fences on both sides): either the
-//! sleeper sees the waker awake, or the waker sees the sleeper untimed. So no worker with I/O
-//! runs a task while every other sleeps untimed, whether it woke before or after they went to
-//! sleep, and whether its first registration came before or after they looked.
-//! `loom_tests` checks this with the real `SleepFlag`.
+//! sleep flags (and whether the home has had I/O); if one is awake it watches instead
+//! ([`Watch::going_to_sleep`]). A worker about to run its first task after a sleep, or one
+//! making the home's first registration (after recording it), looks at the others' marks: if
+//! every other worker sleeps untimed, it wakes one of them, which then watches for at least
+//! one spell ([`needs_watcher`]). (Not at every wake-up: a watcher whose spell ended with
+//! nothing to do would wake the other sleeper, which would watch, and wake it in turn,
+//! forever.) Those two are a Dekker pair (SeqCst fences on both sides): either the sleeper
+//! sees the waker awake, or the waker sees the sleeper untimed. So no worker runs a task while
+//! every other sleeps untimed, whether it woke before or after they went to sleep, and whether
+//! the first registration came before or after they looked. `loom_tests` checks this with the
+//! real `SleepFlag`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::loom::sync::atomic::{fence, AtomicBool, Ordering};
 
-/// The longest a watcher sleeps between two looks at the awake workers, and how long a
-/// worker must go without polling its kqueue to count as stuck: a socket whose worker is stuck
-/// waits about two spells for another worker to collect its event.
+/// The longest a watcher sleeps before it goes back to sleep, in the home if that is free: an
+/// event left in the home by a worker stuck in a poll waits about a spell.
 pub(crate) const STUCK_CHECK: Duration = Duration::from_millis(2);
 
 /// One worker's marks.
@@ -100,54 +99,9 @@ pub(crate) fn needs_watcher<'a>(
     Some(index)
 }
 
-/// What a watcher last saw of another worker's kqueue polls: their count, and when the count
-/// was first seen at that value (by the watcher's clock: a busy worker reads no clock for it).
-#[derive(Clone, Copy)]
-pub(crate) struct LastSeen {
-    turns: u64,
-    since: Instant,
-}
-
-impl LastSeen {
-    pub(crate) fn new(now: Instant) -> LastSeen {
-        LastSeen {
-            turns: 0,
-            since: now,
-        }
-    }
-
-    /// The worker has polled its kqueue `turns` times so far: whether it is stuck (the count
-    /// has not moved for `STUCK_CHECK`, as far as the looks at `now` and before can tell).
-    pub(crate) fn is_stuck(&mut self, turns: u64, now: Instant) -> bool {
-        if self.turns != turns {
-            *self = LastSeen { turns, since: now };
-            return false;
-        }
-        now.saturating_duration_since(self.since) >= STUCK_CHECK
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stuck_only_after_a_whole_spell_without_a_poll() {
-        let t0 = Instant::now();
-        let mut seen = LastSeen::new(t0);
-        assert!(!seen.is_stuck(5, t0), "a new count is progress");
-        assert!(
-            !seen.is_stuck(5, t0 + STUCK_CHECK / 2),
-            "looked again soon after: not stuck yet"
-        );
-        assert!(
-            seen.is_stuck(5, t0 + STUCK_CHECK),
-            "no poll for a whole spell"
-        );
-        assert!(seen.is_stuck(5, t0 + 3 * STUCK_CHECK), "still stuck");
-        assert!(!seen.is_stuck(6, t0 + 3 * STUCK_CHECK), "it polled");
-        assert!(!seen.is_stuck(6, t0 + 3 * STUCK_CHECK + STUCK_CHECK / 2));
-    }
 
     #[test]
     fn a_waker_wakes_one_untimed_sleeper_and_only_if_none_watches() {
