@@ -5,7 +5,7 @@
 //! ```text
 //!   your tasks               #[knote::main], knote::spawn, knote::time::sleep, AsyncFd
 //!        │  futures woken by triggered kevents: udata → slot → waker, O(1), no hashing
-//!   knote::runtime           current-thread, multi-thread (a kqueue per worker), embedding,
+//!   knote::runtime           current-thread, multi-thread (a home kqueue), embedding,
 //!        │                   blocking pool                    (the `knote-executor` crate)
 //!        │  change list in, event list out
 //!   knote::reactor           kqueue's model, one system call per wait on native kqueue

@@ -21,10 +21,10 @@
 //!
 //! - `per_worker/W`: each thread waits on its own kqueue holding its own `EV_CLEAR` user knote,
 //!   and the bench triggers kqueue `i` to wake thread `i`, round robin, so each wake is aimed at a
-//!   thread that has been asleep for at least one other round trip. This is knote's design
-//!   (`executor/src/runtime/multi_thread.rs`): the idle protocol wakes a *particular* worker —
-//!   the one that was taken off the sleeper list, or the one whose kqueue or queue holds the
-//!   work.
+//!   thread that has been asleep for at least one other round trip. This is how knote wakes a
+//!   worker (`executor/src/runtime/multi_thread.rs`): the idle protocol wakes a *particular*
+//!   worker, the one that was taken off the sleeper list, with a trigger on the kqueue it
+//!   sleeps in (its own, or the runtime's home kqueue if it is the one waiting there).
 //! - `per_worker_lifo/W`: the same kqueues, but the bench wakes the thread that acknowledged
 //!   last — the order of knote's sleeper stack (`notify_one` pops the most recently parked
 //!   worker). That thread may still be on its way back into `kevent` when the trigger lands,

@@ -21,8 +21,9 @@
 //!   drop every future, even unreachable ones (tasks that finish in their first poll never
 //!   touch it).
 //! - **Runtimes** (`runtime`): current-thread (one thread, plain `VecDeque` run queue),
-//!   multi-thread (a kqueue, a bounded run queue and a LIFO slot per worker, stealing,
-//!   coalesced wake-ups; `bench/benches/wake_paths.rs` measured why a kqueue per worker),
+//!   multi-thread (one home kqueue for every registration, waited in by an idle worker; a
+//!   bounded run queue, a LIFO slot and a kqueue to sleep in per worker, so a wake-up is aimed
+//!   at one worker: `bench/benches/wake_paths.rs`; stealing, coalesced wake-ups),
 //!   [`runtime::LocalRuntime`] for hosts that own their loop, and a blocking pool.
 //! - **Time** ([`time`]): a user-space timer heap per driver, lock-free to arm, reset and cancel
 //!   from any thread; waits are shortened to the earliest deadline (nanosecond precision), and

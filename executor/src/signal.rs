@@ -11,8 +11,8 @@
 //! each listener remembers how much of the count it has seen, so every listener sees every
 //! delivery, whenever it next polls. The knote is woken with a waker that wakes all listeners,
 //! so no listener's waker is lost to another's. The hub (and its knote) goes with its last
-//! listener. On a multi-thread runtime each worker has its own kqueue, so there is a hub per
-//! worker that has listeners; each kqueue counts every delivery.
+//! listener. A runtime registers every knote in one kqueue (a multi-thread runtime's home), so
+//! there is a hub per runtime that has listeners; each kqueue counts every delivery.
 //!
 //! # The signal's disposition
 //!

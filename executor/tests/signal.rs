@@ -77,8 +77,8 @@ fn two_listeners_of_one_signal_both_see_each_delivery() {
     in_child("two_listeners_of_one_signal_both_see_each_delivery", || {
         for flavour in ALL {
             flavour.build().block_on(async {
-                // One listener made here, one in a task (another worker's kqueue on a
-                // multi-thread runtime, the same hub on a current-thread one).
+                // One listener made here, one in a task (the same kqueue and hub on either
+                // flavour: a multi-thread runtime registers everything in its home kqueue).
                 let mut a = signal::signal(SignalKind::user_defined1()).unwrap();
                 let (ready_tx, ready_rx) = futures_channel::oneshot::channel();
                 let b = knote_executor::spawn(async move {
@@ -180,29 +180,36 @@ fn listening_outside_a_runtime_or_to_sigkill_is_an_error() {
 }
 
 #[test]
-fn listeners_on_several_kqueues_of_a_multi_thread_runtime_all_see_each_delivery() {
-    // One listener made off the workers (on the first worker's kqueue), one on a worker: they
-    // land on different kqueues in most rounds (the task runs on another worker), on the same
-    // one in some.
-    in_child(
-        "listeners_on_several_kqueues_of_a_multi_thread_runtime_all_see_each_delivery",
-        || {
-            let rt = Flavour::Multi4.build();
-            for round in 0..50 {
-                rt.block_on(async {
-                    let mut a = signal::signal(SignalKind::user_defined1()).unwrap();
-                    let (ready_tx, ready_rx) = futures_channel::oneshot::channel();
-                    let b = knote_executor::spawn(async move {
-                        let mut b = signal::signal(SignalKind::user_defined1()).unwrap();
-                        ready_tx.send(()).unwrap();
-                        timeout(GUARD, b.recv()).await
-                    });
-                    ready_rx.await.unwrap();
-                    raise(libc::SIGUSR1);
-                    assert_eq!(timeout(GUARD, a.recv()).await, Ok(1), "round {round}: a");
-                    assert_eq!(b.await.unwrap(), Ok(1), "round {round}: b");
+fn listeners_on_several_kqueues_all_see_each_delivery() {
+    // Two listeners on a multi-thread runtime, one made off the workers and one on a worker
+    // (both in its home kqueue, one hub), and one on a current-thread runtime on another
+    // thread (its own kqueue, its own hub): each sees each delivery.
+    in_child("listeners_on_several_kqueues_all_see_each_delivery", || {
+        let rt = Flavour::Multi4.build();
+        for round in 0..50 {
+            let (c_ready_tx, c_ready_rx) = std::sync::mpsc::channel();
+            let c = std::thread::spawn(move || {
+                Flavour::Current.build().block_on(async {
+                    let mut c = signal::signal(SignalKind::user_defined1()).unwrap();
+                    c_ready_tx.send(()).unwrap();
+                    timeout(GUARD, c.recv()).await
+                })
+            });
+            c_ready_rx.recv().unwrap();
+            rt.block_on(async {
+                let mut a = signal::signal(SignalKind::user_defined1()).unwrap();
+                let (ready_tx, ready_rx) = futures_channel::oneshot::channel();
+                let b = knote_executor::spawn(async move {
+                    let mut b = signal::signal(SignalKind::user_defined1()).unwrap();
+                    ready_tx.send(()).unwrap();
+                    timeout(GUARD, b.recv()).await
                 });
-            }
-        },
-    );
+                ready_rx.await.unwrap();
+                raise(libc::SIGUSR1);
+                assert_eq!(timeout(GUARD, a.recv()).await, Ok(1), "round {round}: a");
+                assert_eq!(b.await.unwrap(), Ok(1), "round {round}: b");
+            });
+            assert_eq!(c.join().unwrap(), Ok(1), "round {round}: c");
+        }
+    });
 }

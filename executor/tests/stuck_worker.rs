@@ -1,5 +1,6 @@
-//! No socket is hostage to a stuck worker: the I/O registered on a worker's kqueue reaches
-//! its task while that worker is blocked inside a long poll, through another worker.
+//! No socket is hostage to a stuck worker: the I/O registered by a task reaches the task waiting
+//! on it while the registering worker is blocked inside a long poll, through another worker
+//! (the one that waits in the runtime's home kqueue, or a watcher that takes the home).
 
 mod common;
 
@@ -29,7 +30,7 @@ fn a_worker_that_registers_its_first_socket_late_is_still_watched() {
     stuck_worker(Duration::from_millis(50));
 }
 
-/// A task registers a socket on its worker's kqueue (after `before_register` of blocking
+/// A task registers a socket (after `before_register` of blocking
 /// work), has another task wait for it to become readable, then blocks that worker for 1.5 s;
 /// the socket's event must reach the waiting task before that.
 fn stuck_worker(before_register: Duration) {
@@ -45,7 +46,7 @@ fn stuck_worker(before_register: Duration) {
         let (blocking2, block_done2) = (Arc::clone(&blocking), Arc::clone(&block_done));
         rt.spawn(async move {
             std::thread::sleep(before_register);
-            // Registered on the kqueue of the worker running this task.
+            // Registered by the worker running this task, which then blocks.
             let fd = AsyncFd::new(a).unwrap();
             let (waiting_tx, waiting_rx) = oneshot::channel::<()>();
             let bd = Arc::clone(&block_done2);

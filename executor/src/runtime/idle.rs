@@ -4,8 +4,8 @@
 //! At most one worker is woken per burst of work. A worker that finds no task is *searching*;
 //! a wake-up is sent only when no worker is searching and one sleeps (the woken one counts as
 //! searching from then on), and a searching worker that finds work lets the next sleeper look
-//! for more, so wake-ups cascade only as far as there is work. A worker woken by its own
-//! kqueue's events is not searching (its work is in its hands: it wakes a sleeper only if it
+//! for more, so wake-ups cascade only as far as there is work. A worker woken by the
+//! home kqueue's events is not searching (its work is in its hands: it wakes a sleeper only if it
 //! has more than it can run next). No wake-up is lost: a pusher
 //! queues, then (after a SeqCst fence) looks at the counts; a worker going to sleep updates the
 //! counts (under the sleepers' lock), then looks at the queues; one of the two sees the other.
@@ -74,7 +74,7 @@ impl Idle {
 
     /// Worker `index` is awake: off the sleeper list, if a notifier has not taken it off
     /// already. Returns whether it is searching: only if a notifier woke it (and counted it
-    /// searching). A worker woken by its own kqueue's events has its work in hand; counted
+    /// searching). A worker woken by events (or a spell's end) has its work in hand; counted
     /// searching, it would wake another sleeper as soon as it found that work
     /// (`stop_searching`), for nothing to do.
     pub(crate) fn wake_up(&self, index: usize) -> bool {
