@@ -20,7 +20,7 @@
 //! attending the home; the one that leaves the home to run tasks might get stuck, so while a
 //! worker is awake, some sleeping worker *watches*: it sleeps in spells of `STUCK_CHECK` and,
 //! after each, goes back to sleep in the home if it is free by then (`watch.rs` says who
-//! watches). So no event waits for a stuck worker longer than about a spell.
+//! watches). So no event waits for a stuck worker longer than about two spells.
 //!
 //! Run order inside a worker: the injection queue every `remote_interval` tasks (tuned to
 //! about 200 µs of task time, so slow tasks cannot hold remote spawns back); the LIFO slot (a
@@ -388,13 +388,16 @@ impl MultiThread {
     }
 
     /// Looks at the home without waiting (a busy worker's periodic look); how many events it
-    /// handled. A trigger it collects was meant for the home's sleeper, and is passed on.
+    /// handled. A trigger it collects was meant for the worker that sleeps there, and is passed
+    /// on, if one still does: its wait woke for the trigger, found it gone, and waits on. (If
+    /// the home is free, the trigger's worker has woken since, and a trigger passed on would
+    /// only be collected by the next look, and passed on again.)
     fn look_at_home(&self, index: usize, events: &mut [Kevent]) -> usize {
         if !self.home.has_registrations() {
             return 0;
         }
         let turn = super::turn_or_panic(&self.home, events, Some(Duration::ZERO));
-        if turn.woken {
+        if turn.woken && self.home_taken.load(Ordering::SeqCst) {
             self.home.wake();
         }
         self.workers[index].turns.fetch_add(1, Ordering::Relaxed);
@@ -442,10 +445,15 @@ impl MultiThread {
         searching: bool,
     ) -> (bool, Option<usize>) {
         let worker = &self.workers[index];
-        let on_home = self
-            .home_taken
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok();
+        // A worker called to watch sleeps its spell in its own kqueue: had it taken the home,
+        // the caller, going back to sleep, would find it taken and sleep untimed in its own,
+        // and the next event would wake the watcher, which would call the other to watch, and
+        // so on: a wake-up more per event, where this costs one a spell.
+        let on_home = !worker.watch.is_called()
+            && self
+                .home_taken
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
         // `sleeping` first: a notifier that takes us off the sleeper list after this point
         // will trigger the kqueue we sleep in.
         worker.sleeping.raise(on_home);

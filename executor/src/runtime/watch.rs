@@ -27,7 +27,8 @@ use std::time::Duration;
 use crate::loom::sync::atomic::{fence, AtomicBool, Ordering};
 
 /// The longest a watcher sleeps before it goes back to sleep, in the home if that is free: an
-/// event left in the home by a worker stuck in a poll waits about a spell.
+/// event left in the home by a worker stuck in a poll waits about two spells (a watcher
+/// called to watch sleeps its first spell in its own kqueue).
 pub(crate) const STUCK_CHECK: Duration = Duration::from_millis(2);
 
 /// One worker's marks.
@@ -63,6 +64,11 @@ impl Watch {
             return true;
         }
         false
+    }
+
+    /// Whether it was called to watch and has not started that spell yet.
+    pub(crate) fn is_called(&self) -> bool {
+        self.called.load(Ordering::SeqCst)
     }
 
     /// The worker's sleep is over.
