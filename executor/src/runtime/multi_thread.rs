@@ -445,11 +445,14 @@ impl MultiThread {
         searching: bool,
     ) -> (bool, Option<usize>) {
         let worker = &self.workers[index];
-        // A worker called to watch sleeps its spell in its own kqueue: had it taken the home,
-        // the caller, going back to sleep, would find it taken and sleep untimed in its own,
-        // and the next event would wake the watcher, which would call the other to watch, and
-        // so on: a wake-up more per event, where this costs one a spell.
-        let on_home = !worker.watch.is_called()
+        // A worker called to watch sleeps its spell in its own kqueue, unless it was called
+        // out of the home: had it taken the home, the caller (which left the home to run a
+        // task), going back to sleep, would find it taken and sleep untimed in its own, and
+        // the next event would wake the watcher, which would call the other to watch, and so
+        // on: a wake-up more per event, where this costs one a spell. One called out of the
+        // home goes back there, or the home would be left unattended for the spell.
+        let called_away = worker.watch.is_called() && !worker.sleeping.in_home();
+        let on_home = !called_away
             && self
                 .home_taken
                 .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)

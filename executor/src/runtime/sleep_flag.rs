@@ -44,7 +44,6 @@ impl SleepSpot {
     }
 
     /// Whether its last sleep was (or is) in the home.
-    #[cfg(test)]
     pub(crate) fn in_home(&self) -> bool {
         self.in_home.load(Ordering::SeqCst)
     }

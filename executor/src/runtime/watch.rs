@@ -28,7 +28,8 @@ use crate::loom::sync::atomic::{fence, AtomicBool, Ordering};
 
 /// The longest a watcher sleeps before it goes back to sleep, in the home if that is free: an
 /// event left in the home by a worker stuck in a poll waits about two spells (a watcher
-/// called to watch sleeps its first spell in its own kqueue).
+/// called to watch sleeps its first spell in its own kqueue, unless it was called out of the
+/// home).
 pub(crate) const STUCK_CHECK: Duration = Duration::from_millis(2);
 
 /// One worker's marks.
