@@ -289,3 +289,71 @@ fn an_ignored_observed_signal_wakes_its_observer_with_the_event_not_eintr() {
     assert_eq!(events[0].filter(), Filter::SIGNAL);
     assert!(events[0].data() >= 1);
 }
+
+/// Several threads wait on one kqueue with one-event lists while another queues one-shot user
+/// events, then one stop event per waiter: every event reaches exactly one waiter and every
+/// waiter leaves. (The epoll shim's fill loop once spun forever, holding the kqueue's lock,
+/// when the only report of a look was its own wake eventfd and the event list held one
+/// event: a stale wake signal, which cross-thread triggers leave now and then, hung every
+/// thread. The C tests saw it in about one run in twenty; this repeats the round 200 times.)
+#[test]
+fn one_event_lists_on_a_shared_kqueue_never_hang() {
+    // The rounds run on a thread of their own: a hung kqueue holds its lock, and this thread
+    // reports that instead of blocking on it too.
+    let (finished_tx, finished_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        share_a_kqueue_with_one_event_lists();
+        let _ = finished_tx.send(());
+    });
+    match finished_rx.recv_timeout(4 * GUARD) {
+        Ok(()) => {}
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("a shared kqueue hung"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("a round failed (its panic above)"),
+    }
+}
+
+fn share_a_kqueue_with_one_event_lists() {
+    const WAITERS: usize = 4;
+    const EVENTS: usize = 200;
+    const STOP: usize = 1000;
+    for round in 0..200 {
+        let kq = Arc::new(kq());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let (done_tx, done_rx) = mpsc::channel();
+        for _ in 0..WAITERS {
+            let (kq, seen, done_tx) = (Arc::clone(&kq), Arc::clone(&seen), done_tx.clone());
+            std::thread::spawn(move || loop {
+                let mut ev = [Kevent::zeroed(); 1];
+                let n = kq.kevent(&[], &mut ev, Some(GUARD)).unwrap();
+                assert_eq!(n, 1, "a waiter timed out");
+                if ev[0].ident() > STOP {
+                    let _ = done_tx.send(());
+                    return;
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        for id in 1..=EVENTS + WAITERS {
+            let ident = if id > EVENTS { STOP + id } else { id };
+            if id == EVENTS + 1 {
+                // The stop events come once every event is taken.
+                let deadline = std::time::Instant::now() + GUARD;
+                while seen.load(Ordering::SeqCst) < EVENTS {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "round {round}: events not taken"
+                    );
+                    std::thread::yield_now();
+                }
+            }
+            let add = Kevent::user(ident, Flags::ADD | Flags::ONESHOT, 0, ident);
+            register(&kq, &[add, Kevent::trigger(ident, ident)]);
+        }
+        for _ in 0..WAITERS {
+            done_rx
+                .recv_timeout(GUARD)
+                .unwrap_or_else(|_| panic!("round {round}: a waiter never left"));
+        }
+        assert_eq!(seen.load(Ordering::SeqCst), EVENTS, "round {round}");
+    }
+}

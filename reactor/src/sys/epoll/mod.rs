@@ -236,8 +236,13 @@ impl Selector {
                 Ok(mut got) => {
                     self.process_reports(&mut state, &buf[..got]);
                     // The stack buffer holds HARVEST reports; a longer event list is filled
-                    // from further non-blocking looks, as kqueue fills it in one call.
-                    while got == max && state.ready.len() < events.len() {
+                    // from further non-blocking looks, as kqueue fills it in one call. Only
+                    // while looks queue something: a report that queues nothing (the wake
+                    // eventfd, level-triggered, is in every look while it is readable) would
+                    // otherwise make this loop forever, holding the lock, for an event list no
+                    // longer than the buffer.
+                    while got == max && events.len() > max && state.ready.len() < events.len() {
+                        let before = state.ready.len();
                         got = os::epoll_wait(
                             self.epfd.as_raw_fd(),
                             &mut buf[..max],
@@ -245,6 +250,9 @@ impl Selector {
                         )
                         .unwrap_or(0);
                         self.process_reports(&mut state, &buf[..got]);
+                        if state.ready.len() == before {
+                            break;
+                        }
                     }
                 }
                 Err(e)
