@@ -475,15 +475,21 @@ pub fn write_svg(report: &Report, path: &Path) -> io::Result<()> {
 /// row is not about knote (a contestant compared with itself, such as tokio with and without
 /// idle connections).
 fn bar_color(row: &Row, ratio: f64) -> plotters::style::RGBColor {
-    use plotters::style::RGBColor;
     if row.numerator.0 != "knote" {
-        RGBColor(150, 150, 150)
+        GREY
     } else if (ratio >= 1.0) == row.higher_is_better {
-        RGBColor(70, 130, 180)
+        BLUE
     } else {
-        RGBColor(205, 120, 80)
+        ORANGE
     }
 }
+
+/// A bar that favours knote.
+const BLUE: plotters::style::RGBColor = plotters::style::RGBColor(70, 130, 180);
+/// A bar that does not.
+const ORANGE: plotters::style::RGBColor = plotters::style::RGBColor(205, 120, 80);
+/// A bar about a contestant compared with itself.
+const GREY: plotters::style::RGBColor = plotters::style::RGBColor(150, 150, 150);
 
 #[cfg(test)]
 mod tests {
@@ -655,33 +661,18 @@ mod tests {
             row.higher_is_better = higher_is_better;
             row
         };
-        let (blue, orange, grey) = (
-            plotters::style::RGBColor(70, 130, 180),
-            plotters::style::RGBColor(205, 120, 80),
-            plotters::style::RGBColor(150, 150, 150),
-        );
-        assert_eq!(bar_color(&row("knote", true), 1.2), blue, "a faster knote");
-        assert_eq!(
-            bar_color(&row("knote", true), 0.8),
-            orange,
-            "a slower knote"
-        );
-        assert_eq!(
-            bar_color(&row("knote", false), 0.8),
-            blue,
-            "a cheaper knote"
-        );
-        assert_eq!(
-            bar_color(&row("knote", false), 1.2),
-            orange,
-            "a costlier knote"
-        );
-        assert_eq!(
-            bar_color(&row("tokio", true), 0.8),
-            grey,
-            "tokio against itself"
-        );
-        assert_eq!(bar_color(&row("tokio", true), 1.2), grey);
+        // (numerator, higher is better, ratio) → colour.
+        let cases = [
+            ("knote", true, 1.2, BLUE, "a faster knote"),
+            ("knote", true, 0.8, ORANGE, "a slower knote"),
+            ("knote", false, 0.8, BLUE, "a cheaper knote"),
+            ("knote", false, 1.2, ORANGE, "a costlier knote"),
+            ("tokio", true, 0.8, GREY, "tokio against itself, slower"),
+            ("tokio", true, 1.2, GREY, "tokio against itself, faster"),
+        ];
+        for (who, higher, ratio, colour, what) in cases {
+            assert_eq!(bar_color(&row(who, higher), ratio), colour, "{what}");
+        }
     }
 
     #[test]

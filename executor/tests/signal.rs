@@ -72,26 +72,31 @@ fn ctrl_c_resolves_on_a_sigint_and_the_process_survives_it() {
     );
 }
 
+/// One `SIGUSR1` listener made here, one in a task (on a current-thread runtime the same
+/// kqueue and hub; on a multi-thread one too, its home kqueue, the task on a worker): a
+/// `SIGUSR1` raised once both listen reaches each exactly once.
+async fn here_and_in_a_task_see_one_sigusr1(what: &str) {
+    let mut a = signal::signal(SignalKind::user_defined1()).unwrap();
+    let (ready_tx, ready_rx) = futures_channel::oneshot::channel();
+    let b = knote_executor::spawn(async move {
+        let mut b = signal::signal(SignalKind::user_defined1()).unwrap();
+        ready_tx.send(()).unwrap();
+        timeout(GUARD, b.recv()).await
+    });
+    ready_rx.await.unwrap();
+    raise(libc::SIGUSR1);
+    assert_eq!(timeout(GUARD, a.recv()).await, Ok(1), "{what}: listener a");
+    assert_eq!(b.await.unwrap(), Ok(1), "{what}: listener b");
+}
+
 #[test]
 fn two_listeners_of_one_signal_both_see_each_delivery() {
     in_child("two_listeners_of_one_signal_both_see_each_delivery", || {
         for flavour in ALL {
-            flavour.build().block_on(async {
-                // One listener made here, one in a task (the same kqueue and hub on either
-                // flavour: a multi-thread runtime registers everything in its home kqueue).
-                let mut a = signal::signal(SignalKind::user_defined1()).unwrap();
-                let (ready_tx, ready_rx) = futures_channel::oneshot::channel();
-                let b = knote_executor::spawn(async move {
-                    let mut b = signal::signal(SignalKind::user_defined1()).unwrap();
-                    ready_tx.send(()).unwrap();
-                    timeout(GUARD, b.recv()).await
-                });
-                ready_rx.await.unwrap();
-                raise(libc::SIGUSR1);
-                let got_a = timeout(GUARD, a.recv()).await;
-                assert_eq!(got_a, Ok(1), "{flavour:?}: listener a");
-                assert_eq!(b.await.unwrap(), Ok(1), "{flavour:?}: listener b");
-            });
+            let what = format!("{flavour:?}");
+            flavour
+                .build()
+                .block_on(here_and_in_a_task_see_one_sigusr1(&what));
         }
     });
 }
@@ -196,19 +201,9 @@ fn listeners_on_several_kqueues_all_see_each_delivery() {
                 })
             });
             c_ready_rx.recv().unwrap();
-            rt.block_on(async {
-                let mut a = signal::signal(SignalKind::user_defined1()).unwrap();
-                let (ready_tx, ready_rx) = futures_channel::oneshot::channel();
-                let b = knote_executor::spawn(async move {
-                    let mut b = signal::signal(SignalKind::user_defined1()).unwrap();
-                    ready_tx.send(()).unwrap();
-                    timeout(GUARD, b.recv()).await
-                });
-                ready_rx.await.unwrap();
-                raise(libc::SIGUSR1);
-                assert_eq!(timeout(GUARD, a.recv()).await, Ok(1), "round {round}: a");
-                assert_eq!(b.await.unwrap(), Ok(1), "round {round}: b");
-            });
+            rt.block_on(here_and_in_a_task_see_one_sigusr1(&format!(
+                "round {round}"
+            )));
             assert_eq!(c.join().unwrap(), Ok(1), "round {round}: c");
         }
     });

@@ -97,6 +97,17 @@ mod loom_tests {
 
     /// A remote push against the thread going to sleep: if the thread sleeps (its last look
     /// found nothing), the push triggers its kqueue: exactly one trigger per sleep.
+    /// A thread that pushes `item` through the open `gate` and runs `notify` as its wake-up.
+    fn pusher(
+        gate: &Arc<Gate>,
+        queue: &Arc<Queue>,
+        item: u32,
+        notify: impl Fn() + Send + 'static,
+    ) -> thread::JoinHandle<()> {
+        let (gate, queue) = (Arc::clone(gate), Arc::clone(queue));
+        thread::spawn(move || gate::push(&*gate, &*queue, item, notify, |_| unreachable!("open")))
+    }
+
     #[test]
     fn remote_push_against_sleep() {
         loom::model(|| {
@@ -106,24 +117,11 @@ mod loom_tests {
             let triggers = Arc::new(crate::loom::sync::atomic::AtomicUsize::new(0));
             let pushers: Vec<_> = (0..2)
                 .map(|i| {
-                    let (gate, queue, flag, triggers) = (
-                        Arc::clone(&gate),
-                        Arc::clone(&queue),
-                        Arc::clone(&flag),
-                        Arc::clone(&triggers),
-                    );
-                    thread::spawn(move || {
-                        gate::push(
-                            &*gate,
-                            &*queue,
-                            i,
-                            || {
-                                if flag.take() {
-                                    triggers.fetch_add(1, Ordering::SeqCst);
-                                }
-                            },
-                            |_| unreachable!("open"),
-                        );
+                    let (flag, triggers) = (Arc::clone(&flag), Arc::clone(&triggers));
+                    pusher(&gate, &queue, i, move || {
+                        if flag.take() {
+                            triggers.fetch_add(1, Ordering::SeqCst);
+                        }
                     })
                 })
                 .collect();
@@ -155,24 +153,11 @@ mod loom_tests {
             let spot = Arc::new(SleepSpot::new());
             let triggered = Arc::new(crate::loom::sync::Mutex::new(Vec::new()));
             let pusher = {
-                let (gate, queue, spot, triggered) = (
-                    Arc::clone(&gate),
-                    Arc::clone(&queue),
-                    Arc::clone(&spot),
-                    Arc::clone(&triggered),
-                );
-                thread::spawn(move || {
-                    gate::push(
-                        &*gate,
-                        &*queue,
-                        1,
-                        || {
-                            if let Some(in_home) = spot.take() {
-                                triggered.lock().unwrap().push(in_home);
-                            }
-                        },
-                        |_| unreachable!("open"),
-                    );
+                let (spot, triggered) = (Arc::clone(&spot), Arc::clone(&triggered));
+                pusher(&gate, &queue, 1, move || {
+                    if let Some(in_home) = spot.take() {
+                        triggered.lock().unwrap().push(in_home);
+                    }
                 })
             };
             spot.raise(true);
