@@ -160,9 +160,9 @@ pub(crate) fn schedule(runnable: Runnable, woken: Woken) {
             Woken::Idle => {}
         }
         if !local.polling.get() {
-            // Woken by this worker's kqueue events: queued without a notification each; the
-            // worker notifies once after its turn if it has more than it can run next
-            // (`notify_if_queued`), instead of one wake-up attempt per event.
+            // Woken by the events of this worker's turn of the home: queued without a
+            // notification each; the worker notifies once after its turn if it has more than
+            // it can run next (`notify_if_queued`), instead of one wake-up attempt per event.
             let queue = &shared.workers[local.index].queue;
             if let Err(r) = queue.push(runnable) {
                 shared.inject.push(r);
@@ -512,7 +512,7 @@ impl MultiThread {
         let guard = WorkerGuard(WORKER.with(|w| w.replace(&local)));
         let mut events = vec![Kevent::zeroed(); self.event_capacity];
         let mut tick: u32 = 0;
-        // Tasks run since this worker last looked at its kqueue, and how many it runs before
+        // Tasks run since this worker last looked at the home, and how many it runs before
         // it looks again without waiting (`polls_before_look`).
         let (mut unpolled, mut look_after) = (0, EVENT_INTERVAL);
         let mut lifo_polls = 0;
