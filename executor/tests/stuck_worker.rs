@@ -1,6 +1,6 @@
 //! No socket is hostage to a stuck worker: the I/O registered by a task reaches the task waiting
 //! on it while the registering worker is blocked inside a long poll, through another worker
-//! (the one that waits in the runtime's home kqueue, or a watcher that takes the home).
+//! (the one that waits in the runtime's home kqueue, or a sleeper whose alarm brings it there).
 
 mod common;
 
@@ -22,8 +22,9 @@ fn events_of_a_stuck_workers_kqueue_reach_their_task() {
 }
 
 /// The worker registers its first socket only after the other worker has looked for work and
-/// gone back to sleep: the sleeper saw a worker awake with no I/O at all, and must watch it
-/// anyway (it used to sleep without a timeout, so the event waited for the stuck worker).
+/// gone back to sleep: the worker ran its task before the runtime had any I/O, so the first
+/// registration itself must see the home unattended and arm the sleeper's alarm (once, a
+/// sleeper slept without a timeout here, and the event waited for the stuck worker).
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_worker_that_registers_its_first_socket_late_is_still_watched() {

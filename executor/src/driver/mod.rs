@@ -31,6 +31,11 @@ use crate::time::driver::{Timers, KNOTE_UDATA};
 const WAKE_UDATA: usize = usize::MAX;
 const WAKE_IDENT: usize = 0;
 
+/// The alarm's EVFILT_TIMER knote ([`Driver::alarm`]): its ident (the timers' knote has 0) and
+/// `udata` (never a valid token, nor the wake-up's or the timers' knote's).
+const ALARM_IDENT: usize = 1;
+const ALARM_UDATA: usize = usize::MAX - 2;
+
 /// See the module docs.
 pub(crate) struct Driver {
     kq: Kqueue,
@@ -45,6 +50,8 @@ pub(crate) struct Turn {
     pub(crate) events: usize,
     /// Whether the driver's wake-up knote fired.
     pub(crate) woken: bool,
+    /// Whether the alarm ([`Driver::alarm`]) fired.
+    pub(crate) alarm: bool,
 }
 
 impl Driver {
@@ -76,6 +83,19 @@ impl Driver {
         // A trigger on our own knote fails only if the kqueue itself is gone; the waiter then
         // has nothing to wait on either.
         let _ = self.kq.kevent(&[trigger], &mut [], Some(Duration::ZERO));
+    }
+
+    /// Arms the alarm: a one-shot timer that fires `after` from now, which the wait that
+    /// collects it reports ([`Turn::alarm`]), from any thread. (The multi-thread runtime's
+    /// guard against stuck workers, `runtime/attend.rs`: it is armed on a sleeping worker's own
+    /// kqueue, which has no timers of its own.)
+    pub(crate) fn alarm(&self, after: Duration) -> io::Result<()> {
+        self.kq.apply(&[Kevent::timer_every(
+            ALARM_IDENT,
+            Flags::ADD | Flags::ONESHOT,
+            after,
+            ALARM_UDATA,
+        )])
     }
 
     pub(crate) fn slot(&self, token: Token) -> &Slot {
@@ -231,6 +251,7 @@ impl Driver {
         let mut turn = Turn {
             events: n,
             woken: false,
+            alarm: false,
         };
         let mut found = false;
         let mut i = 0;
@@ -239,6 +260,7 @@ impl Driver {
             i += 1;
             match ev.udata() {
                 WAKE_UDATA => turn.woken = true,
+                ALARM_UDATA => turn.alarm = true,
                 KNOTE_UDATA => {
                     if ev.is_error() {
                         let errno = i32::try_from(ev.data()).unwrap_or(libc::EINVAL);
@@ -254,7 +276,8 @@ impl Driver {
                 }
             }
         }
-        self.timers.after_wait(&wait, found || turn.woken);
+        self.timers
+            .after_wait(&wait, found || turn.woken || turn.alarm);
         Ok(turn)
     }
 

@@ -74,7 +74,7 @@ impl Idle {
 
     /// Worker `index` is awake: off the sleeper list, if a notifier has not taken it off
     /// already. Returns whether it is searching: only if a notifier woke it (and counted it
-    /// searching). A worker woken by events (or a spell's end) has its work in hand; counted
+    /// searching). A worker woken by events (or its alarm) has its work in hand; counted
     /// searching, it would wake another sleeper as soon as it found that work
     /// (`stop_searching`), for nothing to do.
     pub(crate) fn wake_up(&self, index: usize) -> bool {

@@ -1,6 +1,7 @@
 //! Runtimes: the current-thread and multi-thread schedulers, the embedding runtime, the
 //! blocking pool, and the `Handle` that reaches any of them.
 
+mod attend;
 pub(crate) mod blocking;
 mod builder;
 pub(crate) mod context;
@@ -12,7 +13,6 @@ mod local;
 pub(crate) mod multi_thread;
 pub(crate) mod sleep_flag;
 mod thread_parker;
-mod watch;
 
 use std::future::Future;
 use std::io;

@@ -17,10 +17,9 @@
 //! sleeper, and is passed on.
 //!
 //! A worker stuck in a long poll holds nothing hostage, as long as some other worker is
-//! attending the home; the one that leaves the home to run tasks might get stuck, so while a
-//! worker is awake, some sleeping worker *watches*: it sleeps in spells of `STUCK_CHECK` and,
-//! after each, goes back to sleep in the home if it is free by then (`watch.rs` says who
-//! watches). So no event waits for a stuck worker longer than about two spells.
+//! attending the home; the one that leaves the home to run tasks might get stuck, so it makes
+//! sure a sleeping worker has an *alarm* armed, which brings it to the home within
+//! `STUCK_CHECK` if the home is still unattended then (`attend.rs`).
 //!
 //! Run order inside a worker: the injection queue every `remote_interval` tasks (tuned to
 //! about 200 µs of task time, so slow tasks cannot hold remote spawns back); the LIFO slot (a
@@ -44,12 +43,12 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use knote_reactor::Kevent;
 
+use super::attend::{self, Alarm, HomeSeat, STUCK_CHECK};
 use super::blocking;
 use super::context;
 use super::gate::{self, Gate};
 use super::idle::Idle;
 use super::sleep_flag::SleepSpot;
-use super::watch::{self, Watch, STUCK_CHECK};
 use super::{Handle, Scheduler, EVENT_INTERVAL, REMOTE_INTERVAL};
 use crate::driver::Driver;
 use crate::task::{self, registry::Registry, Runnable, Woken};
@@ -67,8 +66,9 @@ struct Worker {
     sleeping: SleepSpot,
     /// How many times it has looked at a kqueue (waits included).
     turns: AtomicU64,
-    /// Asleep without a timeout, not watching for a stuck worker (`watch.rs`).
-    watch: Watch,
+    /// Its alarm, armed in its own kqueue while it sleeps there and the home is unattended
+    /// (`attend.rs`).
+    alarm: Alarm,
 }
 
 /// A multi-thread runtime's shared state: everything the workers, handles and wakers share.
@@ -77,9 +77,9 @@ pub(crate) struct MultiThread {
     /// The home kqueue: every registration (I/O, timers, signals, processes) of the runtime.
     home: Arc<Driver>,
     /// A worker sleeps in the home (or is about to): the others sleep in their own kqueue.
-    home_taken: AtomicBool,
+    home_taken: HomeSeat,
     /// Some I/O or timer has been registered in the home (set once, never cleared): until
-    /// then no event can wait for a stuck worker, and nobody needs to watch.
+    /// then no event can wait for a stuck worker, and no alarm is needed.
     has_had_io: AtomicBool,
     inject: SegQueue<Runnable>,
     idle: Idle,
@@ -189,7 +189,7 @@ impl MultiThread {
                     queue: ArrayQueue::new(LOCAL_QUEUE),
                     sleeping: SleepSpot::new(),
                     turns: AtomicU64::new(0),
-                    watch: Watch::new(),
+                    alarm: Alarm::new(),
                 })
             })
             .collect::<io::Result<Box<[Worker]>>>()?;
@@ -197,7 +197,7 @@ impl MultiThread {
         Ok(Arc::new(MultiThread {
             workers,
             home: Arc::new(Driver::new()?),
-            home_taken: AtomicBool::new(false),
+            home_taken: HomeSeat::new(),
             has_had_io: AtomicBool::new(false),
             inject: SegQueue::new(),
             idle: Idle::new(n),
@@ -229,14 +229,11 @@ impl MultiThread {
     /// The driver new registrations go to: the home, from any thread.
     pub(crate) fn driver(self: &Arc<Self>) -> Arc<Driver> {
         if !self.has_had_io.load(Ordering::Relaxed) {
-            // The first registration: from now on sleepers watch the awake workers; if one is
-            // awake now and they all sleep untimed, one of them must start watching (the flag
-            // first, then the look, against a sleeper's mark first, then its look at the
-            // flag: `watch.rs`).
+            // The first registration: from now on a worker about to run tasks makes sure the
+            // home is attended; one that is running tasks already did not, so look now (the
+            // flag first, then the look, against the worker's look at the flag).
             self.has_had_io.store(true, Ordering::SeqCst);
-            // (From outside the workers, every worker is an other.)
-            let index = current_worker(Arc::as_ptr(self)).unwrap_or(usize::MAX);
-            self.ensure_watcher(index);
+            self.ensure_attended();
         }
         Arc::clone(&self.home)
     }
@@ -257,11 +254,9 @@ impl MultiThread {
 
     /// Wakes one sleeping worker, unless one is already searching for work.
     fn notify_one(&self) {
-        // A sleeper that is not watching for stuck workers, if there is one: the watcher keeps
-        // watching, and the woken one, about to run a task, finds a watcher there already
-        // (`ensure_watcher`) instead of waking one more sleeper.
-        let untimed = |i: usize| self.workers[i].watch.is_untimed();
-        if let Some(index) = self.idle.to_notify(untimed) {
+        // One that sleeps in its own kqueue, if there is one: the home stays attended.
+        let in_own = |i: usize| !self.workers[i].sleeping.in_home();
+        if let Some(index) = self.idle.to_notify(in_own) {
             self.wake_sleeper(index);
         }
     }
@@ -397,7 +392,7 @@ impl MultiThread {
             return 0;
         }
         let turn = super::turn_or_panic(&self.home, events, Some(Duration::ZERO));
-        if turn.woken && self.home_taken.load(Ordering::SeqCst) {
+        if turn.woken && self.home_taken.is_taken() {
             self.home.wake();
         }
         self.workers[index].turns.fetch_add(1, Ordering::Relaxed);
@@ -405,32 +400,25 @@ impl MultiThread {
         turn.events
     }
 
-    /// Whether a worker other than `index` is awake, with I/O or timers registered in the home
-    /// now or before.
-    fn others_awake_with_io(&self, index: usize) -> bool {
-        self.has_had_io.load(Ordering::SeqCst)
-            && self
-                .workers
-                .iter()
-                .enumerate()
-                .any(|(i, w)| i != index && !w.sleeping.is_up())
-    }
-
-    /// Worker `index`, awake since its last sleep (its sleep flag lowered) with I/O in the home,
-    /// is about to run a task, or the home is getting its first registration (`index` is then
-    /// the registering worker, or none): if every other worker sleeps without a timeout, one
-    /// of them is woken to watch for a stuck worker (`watch.rs`). (Not on every wake-up: a
-    /// watcher whose spell ended would wake the other sleeper, which would watch and wake it
-    /// in turn, forever.)
-    fn ensure_watcher(&self, index: usize) {
-        let others = self
+    /// A worker, awake since its last sleep (its sleep flag lowered) with I/O in the home, is
+    /// about to run a task, or the home is getting its first registration: if nobody waits in
+    /// the home, a sleeper's alarm is armed (`attend.rs`).
+    fn ensure_attended(&self) {
+        let sleepers = self
             .workers
             .iter()
             .enumerate()
-            .filter(|&(i, _)| i != index)
-            .map(|(i, w)| (i, &w.watch));
-        if let Some(sleeper) = watch::needs_watcher(others) {
-            self.wake_sleeper(sleeper);
+            .map(|(i, w)| (i, &w.alarm, w.sleeping.is_up()));
+        let Some(index) = attend::needs_alarm(&self.home_taken, sleepers) else {
+            return;
+        };
+        let worker = &self.workers[index];
+        if worker.driver.alarm(STUCK_CHECK).is_err() {
+            // The timer could not be set (the kernel is short of memory for it): wake the
+            // sleeper instead, which goes back to sleep in the home if it is still free. The
+            // guard costs a wake-up then, but holds.
+            worker.alarm.clear();
+            self.wake_sleeper(index);
         }
     }
 
@@ -445,42 +433,31 @@ impl MultiThread {
         searching: bool,
     ) -> (bool, Option<usize>) {
         let worker = &self.workers[index];
-        // A worker called to watch sleeps its spell in its own kqueue, unless it was called
-        // out of the home: had it taken the home, the caller (which left the home to run a
-        // task), going back to sleep, would find it taken and sleep untimed in its own, and
-        // the next event would wake the watcher, which would call the other to watch, and so
-        // on: a wake-up more per event, where this costs one a spell. One called out of the
-        // home goes back there, or the home would be left unattended for the spell.
-        let called_away = worker.watch.is_called() && !worker.sleeping.in_home();
-        let on_home = !called_away
-            && self
-                .home_taken
-                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok();
         // `sleeping` first: a notifier that takes us off the sleeper list after this point
-        // will trigger the kqueue we sleep in.
-        worker.sleeping.raise(on_home);
+        // will trigger the kqueue we sleep in (and a worker leaving the home will see us
+        // asleep: `attend.rs`).
+        let on_home = self.home_taken.settle(
+            |in_home| worker.sleeping.raise(in_home),
+            || worker.sleeping.lower(),
+        );
         self.idle.sleep(index, searching);
         let mut found = None;
         // Work pushed before we were counted as sleeping would have found no one to wake.
         if !(self.has_work() || self.is_closed()) {
-            // While another worker is awake, sleep in bounded spells (unless another sleeper
-            // does): if it gets stuck in a long poll with the home left unattended, the next
-            // sleep after a spell takes the home, and its events with it.
-            let watching = worker
-                .watch
-                .going_to_sleep(|| self.others_awake_with_io(index));
-            let timeout = watching.then_some(STUCK_CHECK);
             let driver = if on_home { &self.home } else { &worker.driver };
-            found = Some(super::turn_or_panic(driver, events, timeout).events);
-            worker.watch.woke();
+            let turn = super::turn_or_panic(driver, events, None);
+            if turn.alarm {
+                // Awake for the alarm: back to sleep, in the home if it is still free.
+                worker.alarm.clear();
+            }
+            found = Some(turn.events);
         }
         worker.sleeping.lower();
         if on_home {
             // Left for the next worker to sleep: another look at the flag is not needed, a
             // trigger that comes late is collected by the home's next waiter (a wait that
             // returns at once) and passed on by a look.
-            self.home_taken.store(false, Ordering::SeqCst);
+            self.home_taken.leave();
         }
         // Woken by our own events (or never slept): take ourselves off the sleeper list, not
         // searching. If a notifier already did, it counted us as searching.
@@ -519,7 +496,7 @@ impl MultiThread {
         let mut remote_interval = REMOTE_INTERVAL;
         let mut batch_start = Instant::now();
         let mut searching = false;
-        // Has slept since it last ran a task (then it checks for a watcher before the next).
+        // Has slept since it last ran a task (then it checks the home is attended before the next).
         let mut slept = false;
         let mut seed: u32 = 0x9e37_79b9 ^ (index as u32).wrapping_mul(0x85eb_ca6b) | 1;
         while !self.is_closed() {
@@ -536,8 +513,8 @@ impl MultiThread {
                     searching = false;
                     self.stop_searching();
                 }
-                if std::mem::take(&mut slept) && self.has_had_io.load(Ordering::Relaxed) {
-                    self.ensure_watcher(index);
+                if std::mem::take(&mut slept) && self.has_had_io.load(Ordering::SeqCst) {
+                    self.ensure_attended();
                 }
                 local.polling.set(true);
                 runnable.run();
@@ -785,7 +762,7 @@ mod tests {
             }
             thread::sleep(Duration::from_millis(1));
         };
-        assert!(shared.home_taken.load(Ordering::SeqCst));
+        assert!(shared.home_taken.is_taken());
         // A task spawned from outside wakes the sleeper through the home's trigger.
         let ran_on = rt.block_on(rt.spawn({
             let shared = Arc::clone(shared);
@@ -794,6 +771,84 @@ mod tests {
         assert_eq!(ran_on.unwrap(), idle, "the busy worker ran it");
         release.store(true, Ordering::SeqCst);
         assert_ne!(rt.block_on(busy).unwrap(), idle);
+    }
+
+    /// Both workers asleep, one in the home and one in its own kqueue; a socket's event wakes
+    /// the one in the home into a task that blocks: the other's alarm brings it to the home,
+    /// where a second socket's event reaches its task while the first still blocks.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn the_home_left_for_a_long_poll_is_taken_by_an_alarmed_sleeper() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        use std::sync::atomic::AtomicBool;
+        let rt = runtime(2);
+        let shared = shared_of(&rt);
+        let pair = || {
+            let (a, b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            (a, b)
+        };
+        let ((a1, mut b1), (a2, mut b2)) = (pair(), pair());
+        let (waiting, blocking, released) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let blocker = {
+            let (waiting, blocking, released) = (
+                Arc::clone(&waiting),
+                Arc::clone(&blocking),
+                Arc::clone(&released),
+            );
+            rt.spawn(async move {
+                let fd = crate::io::AsyncFd::new(a1).unwrap();
+                waiting.fetch_add(1, Ordering::SeqCst);
+                let _ready = fd.readable().await.unwrap();
+                blocking.store(true, Ordering::SeqCst);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !released.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = {
+            let (waiting, released) = (Arc::clone(&waiting), Arc::clone(&released));
+            rt.spawn(async move {
+                let fd = crate::io::AsyncFd::new(a2).unwrap();
+                waiting.fetch_add(1, Ordering::SeqCst);
+                let _ready = fd.readable().await.unwrap();
+                // Still blocking: the event did not wait for the stuck worker.
+                tx.send(!released.load(Ordering::SeqCst)).unwrap();
+            })
+        };
+        let settle = |what: &str, done: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !done() {
+                assert!(Instant::now() < deadline, "{what}");
+                thread::sleep(Duration::from_millis(1));
+            }
+        };
+        let both_asleep_one_in_own = || {
+            waiting.load(Ordering::SeqCst) == 2
+                && shared.workers.iter().all(|w| w.sleeping.is_up())
+                && shared.workers.iter().any(|w| !w.sleeping.in_home())
+                && shared.workers.iter().all(|w| !w.alarm.is_armed())
+        };
+        settle(
+            "the workers never both went to sleep",
+            &both_asleep_one_in_own,
+        );
+        b1.write_all(b"x").unwrap();
+        settle("the blocker never ran", &|| blocking.load(Ordering::SeqCst));
+        b2.write_all(b"x").unwrap();
+        let in_time = rx.recv_timeout(Duration::from_secs(5));
+        released.store(true, Ordering::SeqCst);
+        rt.block_on(blocker).unwrap();
+        rt.block_on(reader).unwrap();
+        let in_time = in_time.expect("the reader never woke");
+        assert!(in_time, "the event waited for the worker stuck in a poll");
     }
 
     #[test]
@@ -852,9 +907,9 @@ mod tests {
         assert_eq!(turns, 1, "{turns} looks at the kqueue for one batch");
     }
 
-    /// Once the work is done, every worker ends up asleep without a timeout, and then nothing
-    /// wakes them: an idle runtime costs no wake-ups (the watch on stuck workers must not keep
-    /// the sleepers waking each other).
+    /// Once the work is done, every worker ends up asleep with no alarm pending in the kqueue
+    /// it sleeps in, and then nothing wakes them: an idle runtime costs no wake-ups (the guard
+    /// on stuck workers must not keep the sleepers waking each other).
     #[test]
     #[cfg_attr(miri, ignore)]
     fn an_idle_runtime_stops_waking_up() {
@@ -878,17 +933,17 @@ mod tests {
                 t.await.unwrap();
             }
         });
-        let all_untimed = || {
+        let all_quiet = || {
             shared
                 .workers
                 .iter()
-                .all(|w| w.sleeping.is_up() && w.watch.is_untimed())
+                .all(|w| w.sleeping.is_up() && (w.sleeping.in_home() || !w.alarm.is_armed()))
         };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !all_untimed() {
+        while !all_quiet() {
             assert!(
                 Instant::now() < deadline,
-                "the workers never all went to sleep without a timeout"
+                "the workers never all went to sleep with no alarm pending"
             );
             thread::sleep(Duration::from_millis(1));
         }
@@ -902,6 +957,6 @@ mod tests {
         let before = turns();
         thread::sleep(10 * STUCK_CHECK);
         assert_eq!(turns(), before, "an idle worker woke up");
-        assert!(all_untimed());
+        assert!(all_quiet());
     }
 }
