@@ -230,6 +230,7 @@ pub const ROWS: &[RowSpec] = &[
     row("echo-mt", ("knote", cpu::CPU), ("tokio", cpu::CPU)),
     row("hyper-ct", ("knote", cpu::CPU), ("tokio", cpu::CPU)),
     row("hyper-mt", ("knote", cpu::CPU), ("tokio", cpu::CPU)),
+    row("churn", ("knote", cpu::CPU), ("tokio", cpu::CPU)),
 ];
 
 const fn goal(text: &'static str, subject: Subject, target: Target) -> GoalSpec {
@@ -410,21 +411,38 @@ fn load_metrics(rate_name: &str, result: &LoadResult) -> Metrics {
     metrics
 }
 
-/// One timed load run of `protocol` against a fresh `server` process: the load's figures
-/// (its rate under `rate_name`) and where the server's CPU went meanwhile, per operation (or
-/// why that could not be read).
+/// What the load of a timed turn does.
+#[derive(Clone, Copy)]
+enum TurnLoad {
+    /// Requests of `protocol` on the `--conns` connections, opened before the clock starts
+    /// (their setup is not part of the server's CPU per operation).
+    KeptAlive(Protocol),
+    /// Connection churn: connect, one echo, close, over and over (an operation is a
+    /// connection).
+    Churn,
+}
+
+/// One timed load run against a fresh `server` process: the load's figures (its rate under
+/// `rate_name`) and where the server's CPU went meanwhile, per operation (or why that could
+/// not be read).
 fn timed_turn(
     ctx: &Context,
     server: &str,
     cpus: &Cpus,
-    protocol: Protocol,
+    turn: TurnLoad,
     rate_name: &str,
 ) -> io::Result<(Metrics, Result<(), String>)> {
     let s = &ctx.settings;
     let process = ServerProcess::start(server, &cpus.server, s.workers, None)?;
-    let mut conns = load::connect(process.addr, s.conns)?;
+    let mut conns = match turn {
+        TurnLoad::KeptAlive(_) => load::connect(process.addr, s.conns)?,
+        TurnLoad::Churn => Vec::new(),
+    };
     let before = ProcessCpu::of(process.pid());
-    let result = s.timed_load(&mut conns, protocol)?;
+    let result = match turn {
+        TurnLoad::KeptAlive(protocol) => s.timed_load(&mut conns, protocol)?,
+        TurnLoad::Churn => load::churn(process.addr, s.msg, s.load_threads, s.duration())?,
+    };
     let after = ProcessCpu::of(process.pid());
     drop(conns);
     process.stop()?;
@@ -442,13 +460,13 @@ fn timed_rounds(
     w: &Workload,
     contestants: &[&str],
     cpus: &Cpus,
-    protocol: Protocol,
+    turn: TurnLoad,
     rate_name: &str,
     server: impl Fn(&str) -> String,
 ) -> io::Result<WorkloadRecord> {
     let mut missing = None;
     let mut record = ctx.rounds(w, contestants, ctx.settings.rounds, |c| {
-        let (metrics, cpu) = timed_turn(ctx, &server(c), cpus, protocol, rate_name)?;
+        let (metrics, cpu) = timed_turn(ctx, &server(c), cpus, turn, rate_name)?;
         if let Err(why) = cpu {
             missing.get_or_insert(why);
         }
@@ -491,10 +509,10 @@ fn echo(
     };
     let cpus = ctx.cpus(threads, &format!("echo {flavour}"));
     sys::set_affinity(&cpus.load)?;
-    let protocol = Protocol::Echo {
+    let turn = TurnLoad::KeptAlive(Protocol::Echo {
         msg: ctx.settings.msg,
-    };
-    timed_rounds(ctx, w, contestants, &cpus, protocol, MSGS, |c| {
+    });
+    timed_rounds(ctx, w, contestants, &cpus, turn, MSGS, |c| {
         server_name("echo", c, flavour)
     })
 }
@@ -516,7 +534,8 @@ fn hyper(ctx: &mut Context, w: &Workload, flavour: &str) -> io::Result<WorkloadR
     let cpus = ctx.cpus(threads, &format!("hyper {flavour}"));
     sys::set_affinity(&cpus.load)?;
     let contestants = ["knote", "tokio"];
-    let mut record = timed_rounds(ctx, w, &contestants, &cpus, Protocol::Http, REQS, |c| {
+    let turn = TurnLoad::KeptAlive(Protocol::Http);
+    let mut record = timed_rounds(ctx, w, &contestants, &cpus, turn, REQS, |c| {
         server_name("hyper", c, flavour)
     })?;
     // wrk (pinned like our load: it inherits this thread's affinity), once per contestant.
@@ -552,13 +571,9 @@ fn hyper(ctx: &mut Context, w: &Workload, flavour: &str) -> io::Result<WorkloadR
 fn churn(ctx: &mut Context, w: &Workload) -> io::Result<WorkloadRecord> {
     let cpus = ctx.cpus(1, "churn");
     sys::set_affinity(&cpus.load)?;
-    let s = ctx.settings.clone();
-    ctx.rounds(w, &["knote", "tokio"], s.rounds, |c| {
-        let process =
-            ServerProcess::start(&server_name("echo", c, "ct"), &cpus.server, s.workers, None)?;
-        let result = load::churn(process.addr, s.msg, s.load_threads, s.duration())?;
-        process.stop()?;
-        Ok(load_metrics(CONNS, &result))
+    let contestants = ["knote", "tokio"];
+    timed_rounds(ctx, w, &contestants, &cpus, TurnLoad::Churn, CONNS, |c| {
+        server_name("echo", c, "ct")
     })
 }
 
