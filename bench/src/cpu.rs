@@ -256,23 +256,77 @@ pub fn render(rows: &[CpuRow], ceilings: &[Ceiling]) -> String {
         );
     }
     for c in ceilings {
-        out += &format!(
-            "{:<10} tokio's own cost (its CPU above the hand-written loop's) {:.2} µs/op = {:.1}% \
-             of its CPU: no runtime can beat tokio here by more than {:.3}× (knote's own cost \
-             {:.2} µs/op)\n",
-            c.workload,
-            c.tokio_above_loop_us,
-            100.0 * c.runtime_share,
-            c.ceiling,
-            c.knote_above_loop_us
-        );
+        out += &ceiling_line(c);
     }
     out
+}
+
+/// What a ceiling says, as a line of the table. A loop that cost as much CPU as tokio or more
+/// (it makes the same system calls with next to nothing of its own) means the machine's speed
+/// moved between the turns more than the runtimes differ: the line says so instead of a bound.
+fn ceiling_line(c: &Ceiling) -> String {
+    if c.tokio_above_loop_us <= 0.0 {
+        return format!(
+            "{:<10} the hand-written loop cost no less CPU than tokio ({:+.2} µs/op above tokio's, \
+             {:+.2} above knote's): this run's CPU figures are too noisy to bound what a runtime could \
+             gain over tokio\n",
+            c.workload, -c.tokio_above_loop_us, -c.knote_above_loop_us
+        );
+    }
+    format!(
+        "{:<10} tokio's own cost (its CPU above the hand-written loop's) {:.2} µs/op = {:.1}% \
+         of its CPU: no runtime can beat tokio here by more than {:.3}× (knote's own cost \
+         {:.2} µs/op)\n",
+        c.workload,
+        c.tokio_above_loop_us,
+        100.0 * c.runtime_share,
+        c.ceiling,
+        c.knote_above_loop_us
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ceiling_of(knote: f64, tokio: f64, reactor: f64) -> Ceiling {
+        let row = |contestant: &str, cpu_us| CpuRow {
+            workload: "echo-ct".to_owned(),
+            contestant: contestant.to_owned(),
+            cpu_us,
+            user_us: 0.0,
+            sys_us: cpu_us,
+            csw: None,
+        };
+        let rows = [
+            row("knote", knote),
+            row("tokio", tokio),
+            row("reactor", reactor),
+        ];
+        ceilings(&rows).pop().expect("a ceiling for echo-ct")
+    }
+
+    #[test]
+    fn a_ceiling_bounds_the_gain_by_tokios_cost_above_the_loop() {
+        let c = ceiling_of(5.1, 5.25, 5.0);
+        assert!((c.ceiling - 1.05).abs() < 1e-9, "{c:?}");
+        assert!((c.tokio_above_loop_us - 0.25).abs() < 1e-9);
+        let line = ceiling_line(&c);
+        assert!(line.contains("more than 1.050×"), "{line}");
+        assert!(line.contains("knote's own cost 0.10 µs/op"), "{line}");
+    }
+
+    #[test]
+    fn a_loop_no_cheaper_than_tokio_gives_no_bound() {
+        // The first full run of 3a705b8: the loop's turns came out slower than tokio's.
+        let line = ceiling_line(&ceiling_of(5.07, 5.56, 5.85));
+        assert!(line.contains("too noisy to bound"), "{line}");
+        assert!(
+            line.contains("+0.29 µs/op above tokio's, +0.78 above knote's"),
+            "{line}"
+        );
+        assert!(!line.contains('×'), "{line}");
+    }
 
     #[test]
     fn stat_fields_are_counted_after_the_command_name() {
