@@ -267,9 +267,9 @@ pub fn render(rows: &[CpuRow], ceilings: &[Ceiling]) -> String {
 fn ceiling_line(c: &Ceiling) -> String {
     if c.tokio_above_loop_us <= 0.0 {
         return format!(
-            "{:<10} the hand-written loop cost no less CPU than tokio ({:+.2} µs/op above tokio's, \
-             {:+.2} above knote's): this run's CPU figures are too noisy to bound what a runtime could \
-             gain over tokio\n",
+            "{:<10} the hand-written loop cost no less CPU than tokio ({:+.2} µs/op above \
+             tokio's, {:+.2} above knote's): this run's CPU figures are too noisy to bound what \
+             a runtime could gain over tokio\n",
             c.workload, -c.tokio_above_loop_us, -c.knote_above_loop_us
         );
     }

@@ -19,10 +19,10 @@
 //! arms another: idle workers make no wake-ups.
 //!
 //! No alarm is missed: a worker going to sleep in its own kqueue (the home was taken) raises
-//! its sleep flag, then looks at the home once more ([`HomeSeat::settle`]); a worker that left
-//! the home left it ([`HomeSeat::leave`]) before it looks at the sleepers' flags. That is a Dekker pair
-//! (SeqCst on both sides): either the sleeper sees the home free and goes back for it, or the
-//! other sees the sleeper asleep and arms its alarm. `loom_tests` checks it.
+//! its sleep flag, then looks at the home once more ([`HomeSeat::settle`]); a worker leaving
+//! the home frees its seat ([`HomeSeat::leave`]) before it looks at the sleepers' flags. That
+//! is a Dekker pair (SeqCst on both sides): either the sleeper sees the home free and goes back
+//! for it, or the other sees the sleeper asleep and arms its alarm. `loom_tests` checks it.
 
 use std::time::Duration;
 
