@@ -5,7 +5,7 @@
 //! reach an idle worker straight from the kernel, as they arrive, while the others run tasks;
 //! no worker has to collect a batch and then wake another to share it (each such wake-up is a
 //! system call, and on most machines an inter-processor interrupt). At most one worker waits
-//! in the home at a time (`home_taken`); the others sleep in their own kqueue, which holds
+//! in the home at a time (`home_seat`); the others sleep in their own kqueue, which holds
 //! nothing but the EVFILT_USER trigger that wakes that worker. A worker going to sleep takes
 //! the home if it is free. So while any worker sleeps, one of them collects the runtime's I/O
 //! and timers; waking a particular sleeper is one trigger aimed at the kqueue it sleeps in
@@ -77,7 +77,7 @@ pub(crate) struct MultiThread {
     /// The home kqueue: every registration (I/O, timers, signals, processes) of the runtime.
     home: Arc<Driver>,
     /// A worker sleeps in the home (or is about to): the others sleep in their own kqueue.
-    home_taken: HomeSeat,
+    home_seat: HomeSeat,
     /// Some I/O or timer has been registered in the home (set once, never cleared): until
     /// then no event can wait for a stuck worker, and no alarm is needed.
     has_had_io: AtomicBool,
@@ -197,7 +197,7 @@ impl MultiThread {
         Ok(Arc::new(MultiThread {
             workers,
             home: Arc::new(Driver::new()?),
-            home_taken: HomeSeat::new(),
+            home_seat: HomeSeat::new(),
             has_had_io: AtomicBool::new(false),
             inject: SegQueue::new(),
             idle: Idle::new(n),
@@ -392,7 +392,7 @@ impl MultiThread {
             return 0;
         }
         let turn = super::turn_or_panic(&self.home, events, Some(Duration::ZERO));
-        if turn.woken && self.home_taken.is_taken() {
+        if turn.woken && self.home_seat.is_taken() {
             self.home.wake();
         }
         self.workers[index].turns.fetch_add(1, Ordering::Relaxed);
@@ -409,7 +409,7 @@ impl MultiThread {
             .iter()
             .enumerate()
             .map(|(i, w)| (i, &w.alarm, w.sleeping.is_up()));
-        let Some(index) = attend::needs_alarm(&self.home_taken, sleepers) else {
+        let Some(index) = attend::needs_alarm(&self.home_seat, sleepers) else {
             return;
         };
         let worker = &self.workers[index];
@@ -436,7 +436,7 @@ impl MultiThread {
         // `sleeping` first: a notifier that takes us off the sleeper list after this point
         // will trigger the kqueue we sleep in (and a worker leaving the home will see us
         // asleep: `attend.rs`).
-        let on_home = self.home_taken.settle(
+        let on_home = self.home_seat.settle(
             |in_home| worker.sleeping.raise(in_home),
             || worker.sleeping.lower(),
         );
@@ -457,7 +457,7 @@ impl MultiThread {
             // Left for the next worker to sleep: another look at the flag is not needed, a
             // trigger that comes late is collected by the home's next waiter (a wait that
             // returns at once) and passed on by a look.
-            self.home_taken.leave();
+            self.home_seat.leave();
         }
         // Woken by our own events (or never slept): take ourselves off the sleeper list, not
         // searching. If a notifier already did, it counted us as searching.
@@ -692,6 +692,22 @@ mod tests {
             .unwrap()
     }
 
+    /// Waits (up to 10 s, then fails with `what`) until `done`.
+    fn settle(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Asleep with no alarm pending in the kqueue it sleeps in: nothing but new work or
+    /// events will wake it. (An alarm armed while it slept in its own kqueue and left behind
+    /// when it moved to the home fires where nobody waits.)
+    fn quiet(w: &Worker) -> bool {
+        w.sleeping.is_up() && (w.sleeping.in_home() || !w.alarm.is_armed())
+    }
+
     /// The scheduler state behind a multi-thread runtime.
     fn shared_of(rt: &Runtime) -> &Arc<MultiThread> {
         let handle::Inner::Multi(shared) = &rt.handle().inner else {
@@ -745,24 +761,17 @@ mod tests {
             }
             current_worker(Arc::as_ptr(&shared_in_task)).unwrap()
         });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let idle = loop {
-            assert!(
-                Instant::now() < deadline,
-                "no worker went to sleep in the home"
-            );
-            if started.load(Ordering::SeqCst) {
-                let sleeper = shared
-                    .workers
-                    .iter()
-                    .position(|w| w.sleeping.is_up() && w.sleeping.in_home());
-                if let Some(index) = sleeper {
-                    break index;
-                }
-            }
-            thread::sleep(Duration::from_millis(1));
+        let sleeper_in_home = || {
+            shared
+                .workers
+                .iter()
+                .position(|w| w.sleeping.is_up() && w.sleeping.in_home())
         };
-        assert!(shared.home_taken.is_taken());
+        settle("no worker went to sleep in the home", || {
+            started.load(Ordering::SeqCst) && sleeper_in_home().is_some()
+        });
+        let idle = sleeper_in_home().expect("it sleeps there until something wakes it");
+        assert!(shared.home_seat.is_taken());
         // A task spawned from outside wakes the sleeper through the home's trigger.
         let ran_on = rt.block_on(rt.spawn({
             let shared = Arc::clone(shared);
@@ -823,25 +832,15 @@ mod tests {
                 tx.send(!released.load(Ordering::SeqCst)).unwrap();
             })
         };
-        let settle = |what: &str, done: &dyn Fn() -> bool| {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while !done() {
-                assert!(Instant::now() < deadline, "{what}");
-                thread::sleep(Duration::from_millis(1));
-            }
-        };
-        let both_asleep_one_in_own = || {
+        // The one in its own kqueue with no alarm pending: only the blocker's worker can
+        // bring it to the home in time, by arming its alarm.
+        settle("the workers never both went to sleep", || {
             waiting.load(Ordering::SeqCst) == 2
-                && shared.workers.iter().all(|w| w.sleeping.is_up())
+                && shared.workers.iter().all(quiet)
                 && shared.workers.iter().any(|w| !w.sleeping.in_home())
-                && shared.workers.iter().all(|w| !w.alarm.is_armed())
-        };
-        settle(
-            "the workers never both went to sleep",
-            &both_asleep_one_in_own,
-        );
+        });
         b1.write_all(b"x").unwrap();
-        settle("the blocker never ran", &|| blocking.load(Ordering::SeqCst));
+        settle("the blocker never ran", || blocking.load(Ordering::SeqCst));
         b2.write_all(b"x").unwrap();
         let in_time = rx.recv_timeout(Duration::from_secs(5));
         released.store(true, Ordering::SeqCst);
@@ -851,6 +850,8 @@ mod tests {
         assert!(in_time, "the event waited for the worker stuck in a poll");
     }
 
+    /// A worker runs a batch of events more than `EVENT_INTERVAL` long whole before it looks at
+    /// the home again: the one turn that harvested the batch is the only one until it sleeps.
     #[test]
     #[cfg_attr(miri, ignore)]
     fn a_batch_runs_whole_before_the_next_look() {
@@ -876,14 +877,7 @@ mod tests {
                 left.fetch_sub(1, Ordering::SeqCst);
             });
         }
-        let settle = |what: &str, done: &dyn Fn() -> bool| {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !done() {
-                assert!(Instant::now() < deadline, "{what}");
-                thread::sleep(Duration::from_millis(1));
-            }
-        };
-        settle("the tasks never all waited", &|| {
+        settle("the tasks never all waited", || {
             waiting.load(Ordering::SeqCst) == TASKS && worker.sleeping.is_up()
         });
         // The worker is held in a task while every fd becomes readable, so that its next wait
@@ -900,7 +894,7 @@ mod tests {
         }
         let before = worker.turns.load(Ordering::SeqCst);
         release.send(()).unwrap();
-        settle("the batch never ran", &|| {
+        settle("the batch never ran", || {
             left.load(Ordering::SeqCst) == 0 && worker.sleeping.is_up()
         });
         let turns = worker.turns.load(Ordering::SeqCst) - before;
@@ -933,20 +927,11 @@ mod tests {
                 t.await.unwrap();
             }
         });
-        let all_quiet = || {
-            shared
-                .workers
-                .iter()
-                .all(|w| w.sleeping.is_up() && (w.sleeping.in_home() || !w.alarm.is_armed()))
-        };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !all_quiet() {
-            assert!(
-                Instant::now() < deadline,
-                "the workers never all went to sleep with no alarm pending"
-            );
-            thread::sleep(Duration::from_millis(1));
-        }
+        let all_quiet = || shared.workers.iter().all(quiet);
+        settle(
+            "the workers never all went to sleep with no alarm pending",
+            all_quiet,
+        );
         let turns = || -> Vec<u64> {
             shared
                 .workers

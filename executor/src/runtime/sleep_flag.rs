@@ -95,8 +95,6 @@ mod loom_tests {
     use crate::runtime::gate::loom_tests::Queue;
     use crate::runtime::gate::{self, Gate, TaskQueue};
 
-    /// A remote push against the thread going to sleep: if the thread sleeps (its last look
-    /// found nothing), the push triggers its kqueue: exactly one trigger per sleep.
     /// A thread that pushes `item` through the open `gate` and runs `notify` as its wake-up.
     fn pusher(
         gate: &Arc<Gate>,
@@ -108,6 +106,8 @@ mod loom_tests {
         thread::spawn(move || gate::push(&*gate, &*queue, item, notify, |_| unreachable!("open")))
     }
 
+    /// A remote push against the thread going to sleep: if the thread sleeps (its last look
+    /// found nothing), the push triggers its kqueue: exactly one trigger per sleep.
     #[test]
     fn remote_push_against_sleep() {
         loom::model(|| {
